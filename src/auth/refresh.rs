@@ -1,0 +1,87 @@
+//! When to fetch the JWKS again: TTL clamping, failure backoff, the unknown-kid rate limit; pure, time passed in.
+
+use std::time::{Duration, Instant};
+
+/// Tunables for the key cache. Every default is in the field's doc.
+#[derive(Debug, Clone)]
+pub struct RefreshPolicy {
+    /// TTL when the response has no `Cache-Control: max-age`. Defaults to 10 min.
+    pub default_ttl: Duration,
+    /// Lower clamp for `max-age`. Defaults to 1 min.
+    pub min_ttl: Duration,
+    /// Upper clamp for `max-age`. Defaults to 24 h.
+    pub max_ttl: Duration,
+    /// At most one refetch for an unknown `kid` per this interval. Defaults to 30 s.
+    pub unknown_kid_cooldown: Duration,
+    /// First retry delay after a failed fetch; doubles per failure. Defaults to 1 s.
+    pub backoff_initial: Duration,
+    /// Cap on the retry delay. Defaults to 60 s.
+    pub backoff_max: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(600),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            unknown_kid_cooldown: Duration::from_secs(30),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// How long a freshly fetched set is trusted before the next scheduled refresh.
+    pub fn ttl(&self, max_age_secs: Option<u64>) -> Duration {
+        match max_age_secs {
+            None => self.default_ttl.clamp(self.min_ttl, self.max_ttl),
+            Some(secs) => Duration::from_secs(secs).clamp(self.min_ttl, self.max_ttl),
+        }
+    }
+
+    /// Delay before retrying after `consecutive_failures` (>= 1) failed fetches.
+    pub fn backoff(&self, consecutive_failures: u32) -> Duration {
+        let doublings = consecutive_failures.saturating_sub(1).min(16);
+        self.backoff_initial
+            .saturating_mul(1u32 << doublings)
+            .min(self.backoff_max)
+    }
+
+    /// Whether an unknown `kid` may trigger a fetch now, given the last such fetch.
+    pub fn may_refetch_for_unknown_kid(&self, last: Option<Instant>, now: Instant) -> bool {
+        last.is_none_or(|last| now.saturating_duration_since(last) >= self.unknown_kid_cooldown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_max_age() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.ttl(None), Duration::from_secs(600));
+        assert_eq!(p.ttl(Some(5)), Duration::from_secs(60));
+        assert_eq!(p.ttl(Some(3600)), Duration::from_secs(3600));
+        assert_eq!(p.ttl(Some(u64::MAX / 2)), Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_secs(1));
+        assert_eq!(p.backoff(3), Duration::from_secs(4));
+        assert_eq!(p.backoff(100), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_rate_limited() {
+        let p = RefreshPolicy::default();
+        let t0 = Instant::now();
+        assert!(p.may_refetch_for_unknown_kid(None, t0));
+        assert!(!p.may_refetch_for_unknown_kid(Some(t0), t0 + Duration::from_secs(29)));
+        assert!(p.may_refetch_for_unknown_kid(Some(t0), t0 + Duration::from_secs(30)));
+    }
+}

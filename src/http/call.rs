@@ -1,0 +1,275 @@
+//! Running a tool call: scope check, the handler on its own task, then a JSON reply or an SSE stream of its messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::body::{sse_event, SSE_KEEPALIVE};
+use super::post::{with_session_header, Post};
+use super::{json_value, App, Body, LogFields};
+use crate::jsonrpc::{self, Id};
+use crate::log;
+use crate::mcp::context::{CancelOnDrop, CancelToken, RequestContext};
+use crate::mcp::tool::{Tool, ToolResult};
+use crate::mcp::version::Version;
+use crate::mcp::{PendingCall, RequestError};
+use crate::session::Session;
+
+/// Room for handler messages not yet written to the client; a slow client slows the handler.
+const OUTBOX_CAPACITY: usize = 32;
+
+/// Forgets an in-flight request when the call ends, however it ends.
+struct Tracked(Option<(Arc<Session>, Id)>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some((s, id)) = self.0.take() {
+            s.untrack(&id);
+        }
+    }
+}
+
+/// A running call and what is needed to answer it, owned so it can move into a streaming task.
+struct Running {
+    app: Arc<App>,
+    id: Id,
+    version: Version,
+    tool: Arc<Tool>,
+    handle: JoinHandle<ToolResult>,
+    cancel: CancelToken,
+    _tracked: Tracked,
+}
+
+impl Running {
+    fn start(
+        post: &Post<'_>,
+        id: &Id,
+        version: Version,
+        pending: PendingCall,
+        caps: Arc<Value>,
+        session: Option<&Arc<Session>>,
+        outbox: Option<mpsc::Sender<Value>>,
+    ) -> Self {
+        let cancel = CancelToken::new();
+        let tracked = Tracked(session.map(|s| {
+            s.track(id.clone(), cancel.clone());
+            (s.clone(), id.clone())
+        }));
+        let log_level = pending
+            .log_level
+            .or_else(|| session.and_then(|s| s.log_level()));
+        let ctx = RequestContext::new(
+            post.principal.clone(),
+            cancel.clone(),
+            outbox,
+            pending.progress_token,
+            log_level,
+            caps,
+        );
+        let handle = tokio::spawn(pending.tool.call(ctx, pending.arguments));
+        Self {
+            app: post.app.clone(),
+            id: id.clone(),
+            version,
+            tool: pending.tool,
+            handle,
+            cancel,
+            _tracked: tracked,
+        }
+    }
+
+    /// Waits for the handler; server shutdown fires its cancellation but still waits for its answer.
+    async fn join(&mut self) -> Result<ToolResult, tokio::task::JoinError> {
+        let shutdown = self.app.shutdown.clone();
+        tokio::select! {
+            joined = &mut self.handle => joined,
+            _ = shutdown.cancelled() => {
+                self.cancel.cancel();
+                (&mut self.handle).await
+            }
+        }
+    }
+
+    /// The JSON-RPC response for the finished handler (a panic becomes -32603 and a log line).
+    fn response(&self, joined: Result<ToolResult, tokio::task::JoinError>) -> Value {
+        let outcome = joined.map_err(|e| {
+            if e.is_panic() {
+                log::error(format_args!(
+                    "tool {} panicked; answered -32603",
+                    self.tool.name()
+                ));
+            }
+        });
+        match self.app.core.finish_call(self.version, &self.tool, outcome) {
+            Ok(result) => jsonrpc::result_response(&self.id, result),
+            Err(e) => {
+                jsonrpc::error_response(Some(&self.id), &e.to_wire(self.version.is_modern()).1)
+            }
+        }
+    }
+}
+
+/// Runs a call without streaming and returns its JSON-RPC response (batches).
+pub(super) async fn run_to_value(
+    post: &Post<'_>,
+    id: &Id,
+    version: Version,
+    pending: PendingCall,
+    caps: Arc<Value>,
+    session: Option<Arc<Session>>,
+) -> Value {
+    if post
+        .app
+        .check_tool_scopes(&post.principal, pending.tool.scopes())
+        .is_err()
+    {
+        // Inside a batch there is no per-message HTTP status, so a 403 cannot be expressed.
+        let err =
+            RequestError::InvalidParams("the token lacks a scope this tool requires".into(), None);
+        return jsonrpc::error_response(Some(id), &err.to_wire(false).1);
+    }
+    let mut running = Running::start(post, id, version, pending, caps, session.as_ref(), None);
+    let joined = running.join().await;
+    running.response(joined)
+}
+
+/// Runs a call: JSON when the handler sends nothing first (or SSE is not accepted), else an SSE stream.
+pub(super) async fn run(
+    post: &Post<'_>,
+    id: Id,
+    version: Version,
+    pending: PendingCall,
+    caps: Arc<Value>,
+    session: Option<Arc<Session>>,
+    fields: &mut LogFields,
+) -> Response<Body> {
+    if let Err(resp) = post
+        .app
+        .check_tool_scopes(&post.principal, pending.tool.scopes())
+    {
+        fields.detail = Some("insufficient scope for tool".into());
+        return resp;
+    }
+    let (tx, mut rx) = if post.accept.sse {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let mut running = Running::start(post, &id, version, pending, caps, session.as_ref(), tx);
+    // At 2026-07-28 a client that goes away has cancelled (C9); earlier, a disconnect is not a cancellation (D9).
+    let mut on_drop = CancelOnDrop(version.is_modern().then(|| running.cancel.clone()));
+    let first = match rx.as_mut() {
+        None => First::Silent,
+        // Messages win ties: if the handler spoke at all, the client sees it.
+        Some(rx) => tokio::select! {
+            biased;
+            msg = rx.recv() => msg.map_or(First::Silent, First::Message),
+            joined = &mut running.handle => First::Done(joined),
+        },
+    };
+    let first = match first {
+        First::Message(m) => m,
+        First::Done(joined) => {
+            return finish_json(&running, joined, &mut on_drop, session.as_ref())
+        }
+        First::Silent => {
+            let joined = running.join().await;
+            return finish_json(&running, joined, &mut on_drop, session.as_ref());
+        }
+    };
+    on_drop.0 = None;
+    // The handler spoke before finishing: switch to SSE, its messages first, then the result.
+    let (btx, brx) = mpsc::channel::<Bytes>(OUTBOX_CAPACITY);
+    let _ = btx.try_send(sse_event(&first));
+    let keepalive = post.app.config.sse_keepalive;
+    let rx = rx.expect("a first message came from the outbox");
+    tokio::spawn(forward(running, rx, btx, keepalive));
+    let mut resp = Response::new(Body::Stream(brx));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    match &session {
+        Some(s) => with_session_header(resp, s),
+        None => resp,
+    }
+}
+
+enum First {
+    Message(Value),
+    Done(Result<ToolResult, tokio::task::JoinError>),
+    Silent,
+}
+
+fn finish_json(
+    running: &Running,
+    joined: Result<ToolResult, tokio::task::JoinError>,
+    on_drop: &mut CancelOnDrop,
+    session: Option<&Arc<Session>>,
+) -> Response<Body> {
+    on_drop.0 = None;
+    let resp = json_value(StatusCode::OK, &running.response(joined));
+    match session {
+        Some(s) => with_session_header(resp, s),
+        None => resp,
+    }
+}
+
+/// Copies handler messages to the SSE body until the result is written or the client leaves.
+async fn forward(
+    mut running: Running,
+    mut rx: mpsc::Receiver<Value>,
+    btx: mpsc::Sender<Bytes>,
+    keepalive: Duration,
+) {
+    let modern = running.version.is_modern();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut outbox_open = true;
+    let shutdown = running.app.shutdown.clone();
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv(), if outbox_open => match msg {
+                Some(m) => {
+                    if btx.send(sse_event(&m)).await.is_err() {
+                        break;
+                    }
+                }
+                None => outbox_open = false,
+            },
+            joined = &mut running.handle => {
+                // Messages sent just before the handler returned still go first.
+                while let Ok(m) = rx.try_recv() {
+                    let _ = btx.send(sse_event(&m)).await;
+                }
+                let response = running.response(joined);
+                let _ = btx.send(sse_event(&response)).await;
+                return;
+            }
+            _ = btx.closed() => break,
+            _ = shutdown.cancelled(), if !running.cancel.is_cancelled() => running.cancel.cancel(),
+            _ = tick.tick() => {
+                if btx.send(Bytes::from_static(SSE_KEEPALIVE)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // The client went away before the result.
+    if modern {
+        running.cancel.cancel();
+    }
+}

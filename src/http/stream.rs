@@ -1,0 +1,148 @@
+//! GET /mcp (the session's standalone SSE stream) and DELETE /mcp (ending a session).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use super::body::SSE_KEEPALIVE;
+use super::checks::Accept;
+use super::post::{find_session, owner, with_session_header};
+use super::{empty, request_error, rpc_error_response, App, Body, LogFields};
+use crate::jsonrpc::{ErrorCode, ErrorObject};
+use crate::mcp::headers::{self as mcp_headers, PROTOCOL_VERSION, SESSION_ID};
+use crate::mcp::version::Version;
+use crate::mcp::RequestError;
+
+fn says_modern(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == Version::V2026_07_28.as_str())
+}
+
+fn stateless_405() -> Response<Body> {
+    let mut resp = rpc_error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        &ErrorObject::new(
+            ErrorCode::INVALID_REQUEST,
+            "Method Not Allowed: protocol version 2026-07-28 has no sessions or GET stream; use POST",
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
+}
+
+fn check_version_header(req: &Request<Incoming>) -> Result<(), RequestError> {
+    match mcp_headers::single(req.headers(), PROTOCOL_VERSION) {
+        Ok(None) => Ok(()),
+        Ok(Some(v)) if Version::parse(v).is_some() => Ok(()),
+        Ok(Some(v)) => Err(RequestError::UnsupportedVersionHeader(v.to_owned())),
+        Err(e) => Err(RequestError::UnsupportedVersionHeader(e)),
+    }
+}
+
+pub(super) async fn get(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    fields: &mut LogFields,
+) -> Response<Body> {
+    let principal = match app.authenticate(req.headers(), fields).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if says_modern(&req) {
+        return stateless_405();
+    }
+    if !Accept::from_headers(req.headers()).sse {
+        return rpc_error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            &ErrorObject::new(
+                ErrorCode::INVALID_REQUEST,
+                "Not Acceptable: GET needs Accept: text/event-stream",
+            ),
+        );
+    }
+    if let Err(e) = check_version_header(&req) {
+        return request_error(&e, false, None, fields);
+    }
+    let (parts, _) = req.into_parts();
+    let session = match find_session(app, &parts, &principal) {
+        Ok(s) => s,
+        Err(e) => return request_error(&e, false, None, fields),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    if session.open_get_stream(tx.clone()).is_err() {
+        let resp = rpc_error_response(
+            StatusCode::CONFLICT,
+            None,
+            &ErrorObject::new(
+                ErrorCode::INVALID_REQUEST,
+                "Conflict: this session already has an open GET stream",
+            ),
+        );
+        return with_session_header(resp, &session);
+    }
+    // Keep-alives also detect a client that left: the first failed send ends the task and frees the slot.
+    let keepalive = app.config.sse_keepalive;
+    let closed = session.closed().clone();
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if tx.send(Bytes::from_static(SSE_KEEPALIVE)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tx.closed() => return,
+                _ = closed.cancelled() => return,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(Body::Stream(rx));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    with_session_header(resp, &session)
+}
+
+pub(super) async fn delete(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    fields: &mut LogFields,
+) -> Response<Body> {
+    let principal = match app.authenticate(req.headers(), fields).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if says_modern(&req) {
+        return stateless_405();
+    }
+    let id = match mcp_headers::single(req.headers(), SESSION_ID) {
+        Ok(Some(id)) if !id.is_empty() => id,
+        Ok(_) => return request_error(&RequestError::SessionRequired, false, None, fields),
+        Err(_) => return request_error(&RequestError::SessionNotFound, false, None, fields),
+    };
+    if app.sessions.remove(id, &owner(&principal), Instant::now()) {
+        empty(StatusCode::NO_CONTENT)
+    } else {
+        request_error(&RequestError::SessionNotFound, false, None, fields)
+    }
+}

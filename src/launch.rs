@@ -1,0 +1,113 @@
+//! Assembles the guide's server from a [`Config`]: key source, authenticator, the two tools, and the dev issuer.
+
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+
+use crate::auth::fetch::HttpFetcher;
+use crate::auth::refresh::RefreshPolicy;
+use crate::auth::{AudiencePolicy, Authenticator, JwksCache, Policy, TypPolicy};
+use crate::config::{Config, ConfigError};
+use crate::dev::DevIssuer;
+use crate::guide;
+use crate::server::{Server, ServerBuilder};
+
+/// JWKS responses larger than this are refused (real sets are a few KiB).
+pub const JWKS_MAX_BYTES: usize = 1024 * 1024;
+
+/// A server ready to serve, plus what the binary prints about it.
+#[derive(Debug)]
+pub struct Launched {
+    /// The server.
+    pub server: Server,
+    /// The issuer tokens must come from.
+    pub issuer: String,
+    /// The JWKS URL being fetched.
+    pub jwks_url: String,
+    /// The dev issuer, under `--dev`.
+    pub dev: Option<Arc<DevIssuer>>,
+    /// The key cache (tests watch its fetch count).
+    pub keys: JwksCache,
+}
+
+/// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
+/// (it starts the JWKS refresher). The server starts even when the issuer is down.
+pub fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
+    let resource_url = config.resource_url_for(port);
+    let dev = config.dev.then(|| {
+        Arc::new(DevIssuer::generate(
+            format!("http://127.0.0.1:{port}/dev"),
+            "dev-key-1",
+            &SystemRandom::new(),
+        ))
+    });
+    let issuer = dev
+        .as_ref()
+        .map_or_else(|| config.issuer.clone(), |d| d.issuer().to_owned());
+    let jwks_url = match (&dev, &config.jwks_url) {
+        (Some(d), _) => format!("{}/oauth/jwks", d.issuer()),
+        (None, Some(u)) => u.clone(),
+        (None, None) => format!("{}/oauth/jwks", issuer.trim_end_matches('/')),
+    };
+    let fetcher = HttpFetcher::new(&jwks_url, config.jwks_timeout, JWKS_MAX_BYTES)
+        .map_err(|e| ConfigError(format!("VOUCH_JWKS_URL={jwks_url:?}: {e}")))?;
+    let keys = JwksCache::new(
+        fetcher,
+        RefreshPolicy {
+            unknown_kid_cooldown: config.jwks_refetch,
+            ..RefreshPolicy::default()
+        },
+    );
+    keys.spawn_refresher();
+    let audience = if config.skip_audience {
+        crate::log::warn(format_args!(
+            "audience check DISABLED (VOUCH_SKIP_AUDIENCE): tokens issued for any service are accepted"
+        ));
+        AudiencePolicy::DangerouslySkip
+    } else {
+        AudiencePolicy::OneOf(
+            config
+                .audiences
+                .clone()
+                .unwrap_or_else(|| vec![resource_url.clone()]),
+        )
+    };
+    let mut policy = Policy::new(issuer.clone(), audience);
+    policy.leeway_secs = config.leeway_secs;
+    if config.require_at_jwt {
+        policy.typ = TypPolicy::RequireAtJwt;
+    }
+    let authenticator = Authenticator::new(
+        policy,
+        Arc::new(keys.clone()),
+        config.required_scopes.clone(),
+    );
+    let mut builder = ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url)
+        .title("Vouch MCP example")
+        .instructions("Tools that report and check the caller's Vouch identity.")
+        .authenticator(authenticator)
+        .tool(guide::whoami())
+        .tool(guide::sensitive_action())
+        .scopes_supported(config.required_scopes.clone())
+        .allowed_hosts(config.allowed_hosts.clone())
+        .allowed_origins(config.allowed_origins.clone())
+        .max_body_bytes(config.max_body_bytes)
+        .session_idle_timeout(config.session_idle)
+        .max_sessions(config.max_sessions)
+        .page_size(config.page_size)
+        .sse_keepalive(config.sse_keepalive)
+        .shutdown_grace(config.shutdown_grace);
+    if let Some(d) = &dev {
+        builder = builder.dev_issuer(d.clone());
+    }
+    let server = builder
+        .build()
+        .map_err(|e| ConfigError(format!("MCP_RESOURCE_URL: {e}")))?;
+    Ok(Launched {
+        server,
+        issuer,
+        jwks_url,
+        dev,
+        keys,
+    })
+}

@@ -1,0 +1,161 @@
+//! The 2026-07-28 standard request headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) checked against the body; pure.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+/// `MCP-Protocol-Version`.
+pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// `Mcp-Method`.
+pub const METHOD: &str = "mcp-method";
+/// `Mcp-Name`.
+pub const NAME: &str = "mcp-name";
+/// `Mcp-Session-Id` (initialize era).
+pub const SESSION_ID: &str = "mcp-session-id";
+/// `Mcp-Param-` prefix for `x-mcp-header` arguments.
+pub const PARAM_PREFIX: &str = "mcp-param-";
+
+/// Reads a single header as trimmed text: `Ok(None)` when absent, `Err` when repeated or not visible ASCII.
+pub fn single<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, String> {
+    let mut values = headers.get_all(name).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("{name} header appears more than once"));
+    }
+    let text = v
+        .to_str()
+        .map_err(|_| format!("{name} header holds characters outside visible ASCII"))?;
+    Ok(Some(text.trim_matches([' ', '\t'])))
+}
+
+/// Decodes a header value, unwrapping the `=?base64?...?=` sentinel used for non-ASCII values.
+pub fn decode_value(raw: &str) -> Result<String, String> {
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => {
+            let bytes = STANDARD
+                .decode(b64)
+                .map_err(|_| "header value has an invalid =?base64?...?= encoding".to_owned())?;
+            String::from_utf8(bytes).map_err(|_| "base64 header value is not UTF-8".to_owned())
+        }
+        None => Ok(raw.to_owned()),
+    }
+}
+
+/// The body field `Mcp-Name` must mirror, for methods that have one.
+pub fn name_field(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` for a 2026-07-28 request.
+/// The error text says which header and what was expected; it becomes -32020.
+pub fn check_standard(
+    headers: &HeaderMap,
+    claimed_version: &str,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(), String> {
+    match single(headers, PROTOCOL_VERSION)? {
+        None => return Err("MCP-Protocol-Version header is required".into()),
+        Some(v) if v != claimed_version => {
+            return Err(format!(
+                "MCP-Protocol-Version header ({v}) does not match _meta protocolVersion ({claimed_version})"
+            ))
+        }
+        Some(_) => {}
+    }
+    match single(headers, METHOD)? {
+        None => return Err("Mcp-Method header is required".into()),
+        Some(v) if decode_value(v)? != method => {
+            return Err(format!(
+                "Mcp-Method header does not match the body method ({method})"
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(field) = name_field(method) {
+        let Some(expected) = params.get(field).and_then(Value::as_str) else {
+            // The body is wrong too; dispatch reports the missing param as -32602.
+            return Ok(());
+        };
+        match single(headers, NAME)? {
+            None => return Err(format!("Mcp-Name header is required for {method}")),
+            Some(v) if decode_value(v)? != expected => {
+                return Err(format!("Mcp-Name header does not match params.{field}"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use serde_json::json;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn accepts_matching_headers_with_padding_and_lowercase_names() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "  echo "),
+        ]);
+        assert!(check_standard(
+            &h,
+            "2026-07-28",
+            "tools/call",
+            &params(json!({"name":"echo"}))
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn rejects_case_mismatch_in_method_value() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "TOOLS/LIST"),
+        ]);
+        assert!(check_standard(&h, "2026-07-28", "tools/list", &Map::new()).is_err());
+    }
+
+    #[test]
+    fn decodes_base64_sentinel() {
+        assert_eq!(decode_value("=?base64?w6lsw6g=?=").unwrap(), "élè");
+        assert!(decode_value("=?base64?***?=").is_err());
+        assert_eq!(decode_value("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn requires_name_for_tools_call() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ]);
+        let err = check_standard(&h, "2026-07-28", "tools/call", &params(json!({"name":"x"})))
+            .unwrap_err();
+        assert!(err.contains("Mcp-Name"));
+    }
+}
