@@ -298,10 +298,7 @@ pub fn parse<'t>(token: &'t str, policy: &Policy) -> Result<UnverifiedToken<'t>,
     let sig = decode_segment(sig_b64, Segment::Signature)?;
     let header = json_object(&header_bytes, Segment::Header)?;
     let kid = check_header(&header, policy)?;
-    if sig.len() != 64 {
-        return Err(JwtError::SignatureLength { len: sig.len() });
-    }
-    let signature = Signature::from_slice(&sig).map_err(|_| JwtError::SignatureScalarRange)?;
+    let signature = decode_signature(&sig)?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     Ok(UnverifiedToken {
         signing_input: &token.as_bytes()[..signing_input_len],
@@ -309,6 +306,26 @@ pub fn parse<'t>(token: &'t str, policy: &Policy) -> Result<UnverifiedToken<'t>,
         kid,
         signature,
     })
+}
+
+/// Reads a JWS ES256 signature: exactly 64 bytes of R||S (RFC 7518 section 3.4), each in [1, n-1].
+pub fn decode_signature(sig: &[u8]) -> Result<Signature, JwtError> {
+    if sig.len() != 64 {
+        return Err(JwtError::SignatureLength { len: sig.len() });
+    }
+    Signature::from_slice(sig).map_err(|_| JwtError::SignatureScalarRange)
+}
+
+/// The signature step alone: `sig` (raw R||S bytes) over `signing_input` with `key`.
+/// This is the exact path tokens take, exposed for test vectors.
+pub fn verify_signature(
+    key: &VerifyingKey,
+    signing_input: &[u8],
+    sig: &[u8],
+) -> Result<(), JwtError> {
+    let signature = decode_signature(sig)?;
+    key.verify(signing_input, &signature)
+        .map_err(|_| JwtError::SignatureInvalid)
 }
 
 /// Verifies `token` against `keys` under `policy` at `now` (Unix seconds): the whole check in one call.
