@@ -51,6 +51,7 @@ pub(super) async fn route(
 }
 
 /// `POST {issuer}/token` with an optional JSON body `{sub, email, hardware_verified, ttl_secs, scope, aud}`.
+/// A negative `ttl_secs` mints an already expired token (for trying the 401 path).
 async fn mint(dev: &DevIssuer, config: &HttpConfig, req: Request<Incoming>) -> Response<Body> {
     let body = match Limited::new(req.into_body(), 16 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
