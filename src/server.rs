@@ -8,7 +8,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
 
 use crate::auth::metadata::{self, WELL_KNOWN_PREFIX};
@@ -18,8 +18,11 @@ use crate::http::checks::{host_name, HostPolicy};
 use crate::http::{App, AuthMode, HttpConfig};
 use crate::log;
 use crate::mcp::context::CancelToken;
+use crate::mcp::notify::Notifier;
+use crate::mcp::prompt::Prompt;
+use crate::mcp::resource::{Resource, ResourceTemplate};
 use crate::mcp::tool::{is_valid_name, Tool};
-use crate::mcp::{Core, ServerInfo};
+use crate::mcp::{Core, ListChanged, Registry, ServerInfo};
 use crate::session::SessionStore;
 
 /// Default request body cap: 4 MiB.
@@ -73,7 +76,9 @@ impl std::error::Error for BuildError {}
 /// Configures a server. Every setting has a documented default except auth, which must be chosen.
 pub struct ServerBuilder {
     info: ServerInfo,
-    tools: Vec<Tool>,
+    registry: Registry,
+    list_changed: ListChanged,
+    notifier: Notifier,
     auth: Option<AuthMode>,
     resource_url: String,
     resource_name: Option<String>,
@@ -112,7 +117,9 @@ impl ServerBuilder {
                 title: None,
                 instructions: None,
             },
-            tools: Vec::new(),
+            registry: Registry::default(),
+            list_changed: ListChanged::default(),
+            notifier: Notifier::new(),
             auth: None,
             resource_url: resource_url.into(),
             resource_name: None,
@@ -159,8 +166,37 @@ impl ServerBuilder {
 
     /// Registers a tool; `tools/list` keeps registration order.
     pub fn tool(mut self, tool: Tool) -> Self {
-        self.tools.push(tool);
+        self.registry.tools.push(tool);
         self
+    }
+
+    /// Registers a prompt (advertises the `prompts` capability).
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        self.registry.prompts.push(prompt);
+        self
+    }
+
+    /// Registers a resource (advertises the `resources` capability).
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.registry.resources.push(resource);
+        self
+    }
+
+    /// Registers a resource template.
+    pub fn resource_template(mut self, template: ResourceTemplate) -> Self {
+        self.registry.templates.push(template);
+        self
+    }
+
+    /// Advertises `listChanged` for the lists the application will announce through [`ServerBuilder::notifier`].
+    pub fn list_changed(mut self, list_changed: ListChanged) -> Self {
+        self.list_changed = list_changed;
+        self
+    }
+
+    /// The handle for announcing list changes and resource updates to connected clients.
+    pub fn notifier(&self) -> Notifier {
+        self.notifier.clone()
     }
 
     /// `resource_name` in the metadata document. Defaults to the server name.
@@ -248,7 +284,7 @@ impl ServerBuilder {
         let metadata_url = metadata::metadata_url(&self.resource_url).ok_or_else(bad_url)?;
         let resource_host = host_name(origin.split("://").nth(1).unwrap_or(""));
         let mut names = std::collections::HashSet::new();
-        for t in &self.tools {
+        for t in &self.registry.tools {
             if !is_valid_name(t.name()) {
                 return Err(BuildError::BadToolName(t.name().to_owned()));
             }
@@ -285,8 +321,20 @@ impl ServerBuilder {
             &self.scopes_supported,
             &resource_name,
         );
+        let rng = SystemRandom::new();
+        let mut state_key = [0u8; 32];
+        rng.fill(&mut state_key)
+            .expect("system randomness is available");
         let app = App {
-            core: Core::new(self.info, self.tools, self.page_size, self.list_ttl_ms),
+            core: Core::new(
+                self.info,
+                self.registry,
+                self.list_changed,
+                self.page_size,
+                self.list_ttl_ms,
+                &state_key,
+            ),
+            notifier: self.notifier,
             auth,
             sessions: SessionStore::new(
                 self.session_idle,

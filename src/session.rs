@@ -7,7 +7,7 @@
 //! Time and randomness are passed in.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use ring::rand::SecureRandom;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::mcp::context::{CancelToken, LogLevel};
+use crate::mcp::context::{CancelToken, ClientRequests, LogLevel};
 use crate::mcp::version::Version;
 
 /// Shards of the table: lookups on different sessions rarely touch the same lock.
@@ -50,6 +50,8 @@ pub struct Session {
     log_level: AtomicU8,
     get_stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     in_flight: Mutex<HashMap<crate::jsonrpc::Id, CancelToken>>,
+    client_requests: ClientRequests,
+    subscriptions: Mutex<HashSet<String>>,
     closed: CancelToken,
 }
 
@@ -135,6 +137,29 @@ impl Session {
         {
             t.cancel();
         }
+    }
+
+    /// Server-to-client requests awaiting answers.
+    pub fn client_requests(&self) -> &ClientRequests {
+        &self.client_requests
+    }
+
+    /// Records `resources/subscribe` (true) or `unsubscribe` (false).
+    pub fn set_subscribed(&self, uri: &str, on: bool) {
+        let mut subs = self.subscriptions.lock().expect("session lock poisoned");
+        if on {
+            subs.insert(uri.to_owned());
+        } else {
+            subs.remove(uri);
+        }
+    }
+
+    /// True when the client subscribed to `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .expect("session lock poisoned")
+            .contains(uri)
     }
 
     fn close(&self) {
@@ -261,6 +286,8 @@ impl SessionStore {
             log_level: AtomicU8::new(0),
             get_stream: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
+            client_requests: ClientRequests::default(),
+            subscriptions: Mutex::new(HashSet::new()),
             closed: CancelToken::new(),
         });
         self.shard(&id)

@@ -67,7 +67,7 @@ impl Policy {
 }
 
 /// The verified caller: who the token says, for whom, and every claim.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Principal {
     /// `iss`, equal to the configured issuer.
     pub issuer: String,

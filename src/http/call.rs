@@ -1,4 +1,5 @@
-//! Running a tool call: scope check, the handler on its own task, then a JSON reply or an SSE stream of its messages.
+//! Running a handler (tool call, prompt, resource read): scope check, the handler on its own task,
+//! then a JSON reply or an SSE stream of its messages followed by the result.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +14,18 @@ use tokio::task::JoinHandle;
 use super::body::{sse_event, SSE_KEEPALIVE};
 use super::post::{with_session_header, Post};
 use super::{json_value, App, Body, LogFields};
+use crate::auth::Principal;
 use crate::jsonrpc::{self, Id};
 use crate::log;
 use crate::mcp::context::{CancelOnDrop, CancelToken, RequestContext};
-use crate::mcp::tool::{Tool, ToolResult};
 use crate::mcp::version::Version;
-use crate::mcp::{PendingCall, RequestError};
+use crate::mcp::{HandlerOutput, Pending, RequestError, RequestFacts};
 use crate::session::Session;
 
 /// Room for handler messages not yet written to the client; a slow client slows the handler.
 const OUTBOX_CAPACITY: usize = 32;
+
+type Joined = Result<HandlerOutput, tokio::task::JoinError>;
 
 /// Forgets an in-flight request when the call ends, however it ends.
 struct Tracked(Option<(Arc<Session>, Id)>);
@@ -35,13 +38,15 @@ impl Drop for Tracked {
     }
 }
 
-/// A running call and what is needed to answer it, owned so it can move into a streaming task.
+/// A running handler and what is needed to answer it, owned so it can move into a streaming task.
 struct Running {
     app: Arc<App>,
     id: Id,
     version: Version,
-    tool: Arc<Tool>,
-    handle: JoinHandle<ToolResult>,
+    pending: Pending,
+    principal: Arc<Principal>,
+    caps: Arc<Value>,
+    handle: JoinHandle<HandlerOutput>,
     cancel: CancelToken,
     _tracked: Tracked,
 }
@@ -51,7 +56,7 @@ impl Running {
         post: &Post<'_>,
         id: &Id,
         version: Version,
-        pending: PendingCall,
+        pending: Pending,
         caps: Arc<Value>,
         session: Option<&Arc<Session>>,
         outbox: Option<mpsc::Sender<Value>>,
@@ -64,20 +69,18 @@ impl Running {
         let log_level = pending
             .log_level
             .or_else(|| session.and_then(|s| s.log_level()));
-        let ctx = RequestContext::new(
-            post.principal.clone(),
-            cancel.clone(),
-            outbox,
-            pending.progress_token,
-            log_level,
-            caps,
-        );
-        let handle = tokio::spawn(pending.tool.call(ctx, pending.arguments));
+        let ctx = RequestContext::new(post.principal.clone(), cancel.clone(), caps.clone())
+            .with_outbox(outbox)
+            .with_reporting(pending.progress_token.clone(), log_level)
+            .with_client_requests(session.map(|s| s.client_requests().clone()));
+        let handle = tokio::spawn(pending.start(ctx));
         Self {
             app: post.app.clone(),
             id: id.clone(),
             version,
-            tool: pending.tool,
+            pending,
+            principal: post.principal.clone(),
+            caps,
             handle,
             cancel,
             _tracked: tracked,
@@ -85,7 +88,7 @@ impl Running {
     }
 
     /// Waits for the handler; server shutdown fires its cancellation but still waits for its answer.
-    async fn join(&mut self) -> Result<ToolResult, tokio::task::JoinError> {
+    async fn join(&mut self) -> Joined {
         let shutdown = self.app.shutdown.clone();
         tokio::select! {
             joined = &mut self.handle => joined,
@@ -97,16 +100,22 @@ impl Running {
     }
 
     /// The JSON-RPC response for the finished handler (a panic becomes -32603 and a log line).
-    fn response(&self, joined: Result<ToolResult, tokio::task::JoinError>) -> Value {
-        let outcome = joined.map_err(|e| {
+    fn response(&self, joined: Joined) -> Value {
+        let output = joined.map_err(|e| {
             if e.is_panic() {
                 log::error(format_args!(
-                    "tool {} panicked; answered -32603",
-                    self.tool.name()
+                    "handler for {} panicked; answered -32603",
+                    self.pending.label()
                 ));
             }
         });
-        match self.app.core.finish_call(self.version, &self.tool, outcome) {
+        let facts = RequestFacts {
+            version: self.version,
+            principal: &self.principal,
+            client_capabilities: &self.caps,
+            now: super::unix_now(),
+        };
+        match self.app.core.finish(facts, &self.pending, output) {
             Ok(result) => jsonrpc::result_response(&self.id, result),
             Err(e) => {
                 jsonrpc::error_response(Some(&self.id), &e.to_wire(self.version.is_modern()).1)
@@ -115,20 +124,17 @@ impl Running {
     }
 }
 
-/// Runs a call without streaming and returns its JSON-RPC response (batches).
+/// Runs a handler without streaming and returns its JSON-RPC response (batches).
 pub(super) async fn run_to_value(
     post: &Post<'_>,
     id: &Id,
     version: Version,
-    pending: PendingCall,
+    pending: Pending,
     caps: Arc<Value>,
     session: Option<Arc<Session>>,
 ) -> Value {
-    if post
-        .app
-        .check_tool_scopes(&post.principal, pending.tool.scopes())
-        .is_err()
-    {
+    let scopes = pending.tool().map_or(&[][..], |t| t.scopes());
+    if post.app.check_tool_scopes(&post.principal, scopes).is_err() {
         // Inside a batch there is no per-message HTTP status, so a 403 cannot be expressed.
         let err =
             RequestError::InvalidParams("the token lacks a scope this tool requires".into(), None);
@@ -139,20 +145,24 @@ pub(super) async fn run_to_value(
     running.response(joined)
 }
 
-/// Runs a call: JSON when the handler sends nothing first (or SSE is not accepted), else an SSE stream.
+enum First {
+    Message(Value),
+    Done(Joined),
+    Silent,
+}
+
+/// Runs a handler: JSON when it sends nothing first (or SSE is not accepted), else an SSE stream.
 pub(super) async fn run(
     post: &Post<'_>,
     id: Id,
     version: Version,
-    pending: PendingCall,
+    pending: Pending,
     caps: Arc<Value>,
     session: Option<Arc<Session>>,
     fields: &mut LogFields,
 ) -> Response<Body> {
-    if let Err(resp) = post
-        .app
-        .check_tool_scopes(&post.principal, pending.tool.scopes())
-    {
+    let scopes = pending.tool().map_or(&[][..], |t| t.scopes());
+    if let Err(resp) = post.app.check_tool_scopes(&post.principal, scopes) {
         fields.detail = Some("insufficient scope for tool".into());
         return resp;
     }
@@ -208,15 +218,9 @@ pub(super) async fn run(
     }
 }
 
-enum First {
-    Message(Value),
-    Done(Result<ToolResult, tokio::task::JoinError>),
-    Silent,
-}
-
 fn finish_json(
     running: &Running,
-    joined: Result<ToolResult, tokio::task::JoinError>,
+    joined: Joined,
     on_drop: &mut CancelOnDrop,
     session: Option<&Arc<Session>>,
 ) -> Response<Body> {

@@ -71,6 +71,7 @@ pub struct HttpConfig {
 /// Everything a request handler needs; shared by `Arc`, never locked as a whole.
 pub struct App {
     pub(crate) core: Core,
+    pub(crate) notifier: crate::mcp::notify::Notifier,
     pub(crate) auth: AuthMode,
     pub(crate) sessions: SessionStore,
     pub(crate) config: HttpConfig,

@@ -12,13 +12,13 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::checks::{self, Accept};
-use super::{call, empty, json_value, request_error, App, Body, LogFields};
+use super::{call, empty, json_value, request_error, stream, unix_now, App, Body, LogFields};
 use crate::auth::Principal;
 use crate::jsonrpc::{self, Id, Message};
 use crate::mcp::headers::{self as mcp_headers, PROTOCOL_VERSION, SESSION_ID};
 use crate::mcp::version::{Version, DEFAULT_LEGACY};
 use crate::mcp::{
-    NotificationAction, Outcome, RequestError, RequestFacts, META_CLIENT_CAPABILITIES,
+    NotificationAction, Outcome, Pending, RequestError, RequestFacts, META_CLIENT_CAPABILITIES,
     META_PROTOCOL_VERSION,
 };
 use crate::session::{Owner, Session};
@@ -200,21 +200,39 @@ async fn modern_message(
     if let Err(why) = mcp_headers::check_standard(&post.parts.headers, claimed, &method, &params) {
         return fail(RequestError::HeaderMismatch(why), fields);
     }
+    if method == "tools/call" {
+        let tool = params
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(|n| post.app.core.tool(n));
+        let args = params.get("arguments").and_then(Value::as_object);
+        if let (Some(tool), Some(args)) = (tool, args) {
+            if let Err(why) =
+                mcp_headers::check_param_headers(&post.parts.headers, tool.schema(), args)
+            {
+                return fail(RequestError::HeaderMismatch(why), fields);
+            }
+        }
+    }
     let facts = RequestFacts {
         version: Version::V2026_07_28,
         principal: &post.principal,
+        client_capabilities: &caps,
+        now: unix_now(),
     };
-    match post.app.core.handle_request(facts, &method, &params) {
+    let outcome = post.app.core.handle_request(facts, &method, &params);
+    match outcome {
         Err(e) => fail(e, fields),
         Ok(Outcome::Result(result)) => {
             json_value(StatusCode::OK, &jsonrpc::result_response(&id, result))
         }
-        Ok(Outcome::CallTool(pending)) => {
-            fields.tool = Some(pending.tool.name().to_owned());
+        Ok(Outcome::Run(pending)) => {
+            fields.tool = Some(pending.label());
             call::run(post, id, Version::V2026_07_28, pending, caps, None, fields).await
         }
+        Ok(Outcome::Listen(filter)) => stream::listen(post, id, filter),
         // Not produced for the modern revision; answered as unknown methods would be.
-        Ok(Outcome::Initialize { .. } | Outcome::SetLogLevel(_)) => {
+        Ok(Outcome::Initialize { .. } | Outcome::SetLogLevel(_) | Outcome::Subscribe(..)) => {
             fail(RequestError::MethodNotFound(method), fields)
         }
     }
@@ -288,7 +306,13 @@ async fn legacy_message(post: &Post<'_>, msg: Message, fields: &mut LogFields) -
             }
             empty(StatusCode::ACCEPTED)
         }
-        Message::Response { .. } => empty(StatusCode::ACCEPTED),
+        Message::Response { id, outcome } => {
+            // The answer to a server-to-client request made on a call's SSE stream.
+            if !session.client_requests().resolve(&id, outcome) {
+                fields.detail = Some(format!("response to unknown request id {id}"));
+            }
+            empty(StatusCode::ACCEPTED)
+        }
         Message::Request { id, method, params } => {
             legacy_request(post, &session, id, &method, &params, fields).await
         }
@@ -310,9 +334,12 @@ fn initialize(
         ));
         return request_error(&err, false, Some(id), fields);
     }
+    let no_caps = Value::Null;
     let facts = RequestFacts {
         version: DEFAULT_LEGACY,
         principal: &post.principal,
+        client_capabilities: &no_caps,
+        now: unix_now(),
     };
     let outcome = post.app.core.handle_request(facts, "initialize", params);
     let Ok(Outcome::Initialize {
@@ -353,18 +380,15 @@ async fn legacy_request(
     let facts = RequestFacts {
         version,
         principal: &post.principal,
+        client_capabilities: session.client_capabilities(),
+        now: unix_now(),
     };
-    match post.app.core.handle_request(facts, method, params) {
-        Err(e) => request_error(&e, false, Some(&id), fields),
-        Ok(Outcome::Result(result)) => {
-            json_value(StatusCode::OK, &jsonrpc::result_response(&id, result))
-        }
-        Ok(Outcome::SetLogLevel(level)) => {
-            session.set_log_level(level);
-            json_value(StatusCode::OK, &jsonrpc::result_response(&id, json!({})))
-        }
-        Ok(Outcome::CallTool(pending)) => {
-            fields.tool = Some(pending.tool.name().to_owned());
+    let outcome = post.app.core.handle_request(facts, method, params);
+    match outcome.map(|o| settle(session, o)) {
+        Err(e) | Ok(Ok(Err(e))) => request_error(&e, false, Some(&id), fields),
+        Ok(Ok(Ok(result))) => json_value(StatusCode::OK, &jsonrpc::result_response(&id, result)),
+        Ok(Err(pending)) => {
+            fields.tool = Some(pending.label());
             let caps = session.client_capabilities().clone();
             call::run(
                 post,
@@ -377,9 +401,24 @@ async fn legacy_request(
             )
             .await
         }
-        Ok(Outcome::Initialize { .. }) => {
-            request_error(&RequestError::Internal, false, Some(&id), fields)
+    }
+}
+
+/// Applies an initialize-era outcome to the session: a result to send, or `Err` for a handler to run.
+fn settle(session: &Session, outcome: Outcome) -> Result<Result<Value, RequestError>, Pending> {
+    match outcome {
+        Outcome::Result(r) => Ok(Ok(r)),
+        Outcome::SetLogLevel(level) => {
+            session.set_log_level(level);
+            Ok(Ok(json!({})))
         }
+        Outcome::Subscribe(uri, on) => {
+            session.set_subscribed(&uri, on);
+            Ok(Ok(json!({})))
+        }
+        Outcome::Run(pending) => Err(pending),
+        // initialize is handled before sessions exist, and listen is 2026-07-28 only.
+        Outcome::Initialize { .. } | Outcome::Listen(_) => Ok(Err(RequestError::Internal)),
     }
 }
 
@@ -446,21 +485,19 @@ async fn batch(post: &Post<'_>, items: Vec<Value>, fields: &mut LogFields) -> Re
                 let facts = RequestFacts {
                     version,
                     principal: &post.principal,
+                    client_capabilities: session.client_capabilities(),
+                    now: unix_now(),
                 };
-                let response = match post.app.core.handle_request(facts, &method, &params) {
-                    Err(e) => jsonrpc::error_response(Some(&id), &e.to_wire(false).1),
-                    Ok(Outcome::Result(r)) => jsonrpc::result_response(&id, r),
-                    Ok(Outcome::SetLogLevel(level)) => {
-                        session.set_log_level(level);
-                        jsonrpc::result_response(&id, json!({}))
+                let outcome = post.app.core.handle_request(facts, &method, &params);
+                let response = match outcome.map(|o| settle(&session, o)) {
+                    Err(e) | Ok(Ok(Err(e))) => {
+                        jsonrpc::error_response(Some(&id), &e.to_wire(false).1)
                     }
-                    Ok(Outcome::CallTool(pending)) => {
+                    Ok(Ok(Ok(r))) => jsonrpc::result_response(&id, r),
+                    Ok(Err(pending)) => {
                         let caps = session.client_capabilities().clone();
                         call::run_to_value(post, &id, version, pending, caps, Some(session.clone()))
                             .await
-                    }
-                    Ok(Outcome::Initialize { .. }) => {
-                        jsonrpc::error_response(Some(&id), &RequestError::Internal.to_wire(false).1)
                     }
                 };
                 responses.push(response);

@@ -13,10 +13,16 @@ use super::body::SSE_KEEPALIVE;
 use super::checks::Accept;
 use super::post::{find_session, owner, with_session_header};
 use super::{empty, request_error, rpc_error_response, App, Body, LogFields};
-use crate::jsonrpc::{ErrorCode, ErrorObject};
+use serde_json::{json, Value};
+
+use super::body::sse_event;
+use super::post::Post;
+use crate::jsonrpc::{self, ErrorCode, ErrorObject, Id};
 use crate::mcp::headers::{self as mcp_headers, PROTOCOL_VERSION, SESSION_ID};
+use crate::mcp::notify::Change;
 use crate::mcp::version::Version;
-use crate::mcp::RequestError;
+use crate::mcp::{ListenFilter, RequestError, META_SUBSCRIPTION_ID};
+use crate::session::Session;
 
 fn says_modern(req: &Request<Incoming>) -> bool {
     req.headers()
@@ -90,25 +96,7 @@ pub(super) async fn get(
         );
         return with_session_header(resp, &session);
     }
-    // Keep-alives also detect a client that left: the first failed send ends the task and frees the slot.
-    let keepalive = app.config.sse_keepalive;
-    let closed = session.closed().clone();
-    let shutdown = app.shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if tx.send(Bytes::from_static(SSE_KEEPALIVE)).await.is_err() {
-                        return;
-                    }
-                }
-                _ = tx.closed() => return,
-                _ = closed.cancelled() => return,
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    });
+    tokio::spawn(session_stream(app.clone(), session.clone(), tx));
     let mut resp = Response::new(Body::Stream(rx));
     let h = resp.headers_mut();
     h.insert(
@@ -145,4 +133,104 @@ pub(super) async fn delete(
     } else {
         request_error(&RequestError::SessionNotFound, false, None, fields)
     }
+}
+
+fn sse_headers(resp: &mut Response<Body>) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+}
+
+/// Feeds a session's GET stream: change notifications it may receive, and keep-alives. The
+/// keep-alives also detect a client that left: the first failed send ends the task and frees the slot.
+async fn session_stream(app: Arc<App>, session: Arc<Session>, tx: mpsc::Sender<Bytes>) {
+    let keepalive = app.config.sse_keepalive;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut changes = app.notifier.subscribe();
+    let advertised = app.core.list_changed();
+    let closed = session.closed().clone();
+    let shutdown = app.shutdown.clone();
+    loop {
+        let frame = tokio::select! {
+            _ = tick.tick() => Bytes::from_static(SSE_KEEPALIVE),
+            change = changes.recv() => {
+                let Ok(change) = change else { continue };
+                let wanted = match &change {
+                    Change::Tools => advertised.tools,
+                    Change::Prompts => advertised.prompts,
+                    Change::Resources => advertised.resources,
+                    Change::ResourceUpdated(uri) => session.is_subscribed(uri),
+                };
+                if !wanted {
+                    continue;
+                }
+                let params = match &change {
+                    Change::ResourceUpdated(uri) => json!({"uri": uri}),
+                    _ => json!({}),
+                };
+                sse_event(&jsonrpc::notification(change.method(), params))
+            }
+            _ = tx.closed() => return,
+            _ = closed.cancelled() => return,
+            _ = shutdown.cancelled() => return,
+        };
+        if tx.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// 2026-07-28 `subscriptions/listen`: an SSE stream that opens with an acknowledgement and then
+/// carries only the requested change kinds, each tagged with the subscription id (the request id).
+pub(super) fn listen(post: &Post<'_>, id: Id, filter: ListenFilter) -> Response<Body> {
+    let (tx, rx) = mpsc::channel::<Bytes>(32);
+    let sub_id = id.to_value();
+    let ack = jsonrpc::notification(
+        "notifications/subscriptions/acknowledged",
+        json!({"notifications": filter.to_value(), "_meta": {META_SUBSCRIPTION_ID: sub_id}}),
+    );
+    let _ = tx.try_send(sse_event(&ack));
+    let app = post.app.clone();
+    tokio::spawn(async move {
+        let keepalive = app.config.sse_keepalive;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        let mut changes = app.notifier.subscribe();
+        let shutdown = app.shutdown.clone();
+        loop {
+            let frame = tokio::select! {
+                _ = tick.tick() => Bytes::from_static(SSE_KEEPALIVE),
+                change = changes.recv() => {
+                    let Ok(change) = change else { continue };
+                    if !filter.wants(&change) {
+                        continue;
+                    }
+                    let mut params = json!({"_meta": {META_SUBSCRIPTION_ID: sub_id}});
+                    if let Change::ResourceUpdated(uri) = &change {
+                        params["uri"] = Value::String(uri.clone());
+                    }
+                    sse_event(&jsonrpc::notification(change.method(), params))
+                }
+                _ = tx.closed() => return,
+                _ = shutdown.cancelled() => {
+                    // A graceful end: the final result names the subscription, then the stream closes.
+                    let done = jsonrpc::result_response(&id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: sub_id}}));
+                    let _ = tx.send(sse_event(&done)).await;
+                    return;
+                }
+            };
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(Body::Stream(rx));
+    sse_headers(&mut resp);
+    resp
 }

@@ -1,10 +1,12 @@
 //! What a handler gets besides its arguments: the caller, a cancellation signal, and a way to send progress and log messages.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::auth::Principal;
 use crate::jsonrpc;
@@ -114,8 +116,100 @@ impl LogLevel {
     }
 }
 
+/// How long a handler waits for the client to answer a server-to-client request.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Server-to-client requests awaiting the client's answer (initialize era; one table per session).
+///
+/// The request goes out on the call's own SSE stream; the client's JSON-RPC response arrives on
+/// another POST and is matched here by id.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRequests {
+    inner: Arc<ClientRequestsInner>,
+}
+
+#[derive(Debug, Default)]
+struct ClientRequestsInner {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
+}
+
+impl ClientRequests {
+    fn register(&self) -> (String, oneshot::Receiver<Result<Value, Value>>) {
+        let id = format!(
+            "srv-{}",
+            self.inner.next.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .waiting
+            .lock()
+            .expect("client requests lock")
+            .insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    fn forget(&self, id: &str) {
+        self.inner
+            .waiting
+            .lock()
+            .expect("client requests lock")
+            .remove(id);
+    }
+
+    /// Hands the client's answer to the waiting handler. False when nobody waits for `id`.
+    pub fn resolve(&self, id: &crate::jsonrpc::Id, outcome: Result<Value, Value>) -> bool {
+        let crate::jsonrpc::Id::Str(id) = id else {
+            return false;
+        };
+        let waiter = self
+            .inner
+            .waiting
+            .lock()
+            .expect("client requests lock")
+            .remove(id);
+        waiter.is_some_and(|tx| tx.send(outcome).is_ok())
+    }
+}
+
+/// Why a server-to-client request got no result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientRequestError {
+    /// Not possible here: 2026-07-28 (use an input_required result instead) or no session.
+    Unsupported,
+    /// The client did not accept an SSE response, so the request cannot be delivered.
+    NoStream,
+    /// The client did not declare this capability.
+    CapabilityMissing(&'static str),
+    /// The client answered with a JSON-RPC error.
+    Rejected(Value),
+    /// No answer in time.
+    Timeout,
+    /// The call was cancelled while waiting.
+    Cancelled,
+}
+
+impl std::fmt::Display for ClientRequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported => {
+                f.write_str("server-to-client requests are not available in this protocol version")
+            }
+            Self::NoStream => f.write_str("the client does not accept an event stream"),
+            Self::CapabilityMissing(c) => {
+                write!(f, "the client did not declare the {c} capability")
+            }
+            Self::Rejected(e) => write!(f, "the client answered with an error: {e}"),
+            Self::Timeout => f.write_str("the client did not answer in time"),
+            Self::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for ClientRequestError {}
+
 /// The per-request context handed to a handler.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     principal: Arc<Principal>,
     cancel: CancelToken,
@@ -123,6 +217,9 @@ pub struct RequestContext {
     progress_token: Option<Value>,
     log_level: Option<LogLevel>,
     client_capabilities: Arc<Value>,
+    input_responses: Option<Map<String, Value>>,
+    request_state: Option<String>,
+    client_requests: Option<ClientRequests>,
 }
 
 impl RequestContext {
@@ -130,19 +227,97 @@ impl RequestContext {
     pub fn new(
         principal: Arc<Principal>,
         cancel: CancelToken,
-        outbox: Option<mpsc::Sender<Value>>,
-        progress_token: Option<Value>,
-        log_level: Option<LogLevel>,
         client_capabilities: Arc<Value>,
     ) -> Self {
         Self {
             principal,
             cancel,
-            outbox,
-            progress_token,
-            log_level,
             client_capabilities,
+            ..Self::default()
         }
+    }
+
+    /// Where notifications and requests for the client go (the call's SSE stream).
+    pub fn with_outbox(mut self, outbox: Option<mpsc::Sender<Value>>) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// The request's progress token and the log level in force.
+    pub fn with_reporting(
+        mut self,
+        progress_token: Option<Value>,
+        log_level: Option<LogLevel>,
+    ) -> Self {
+        self.progress_token = progress_token;
+        self.log_level = log_level;
+        self
+    }
+
+    /// 2026-07-28 retry: the client's `inputResponses` and the verified, unsealed `requestState`.
+    pub fn with_round(
+        mut self,
+        input_responses: Option<Map<String, Value>>,
+        request_state: Option<String>,
+    ) -> Self {
+        self.input_responses = input_responses;
+        self.request_state = request_state;
+        self
+    }
+
+    /// Initialize era: the session's table for server-to-client requests.
+    pub fn with_client_requests(mut self, table: Option<ClientRequests>) -> Self {
+        self.client_requests = table;
+        self
+    }
+
+    /// 2026-07-28: the answers to an earlier `input_required` result, by key.
+    pub fn input_responses(&self) -> Option<&Map<String, Value>> {
+        self.input_responses.as_ref()
+    }
+
+    /// 2026-07-28: the state the handler returned with its last `input_required`, after the
+    /// server verified it was not altered and has not expired.
+    pub fn request_state(&self) -> Option<&str> {
+        self.request_state.as_deref()
+    }
+
+    /// Initialize era: sends `method` to the client on this call's SSE stream and waits for the answer.
+    /// Only for capabilities the client declared (`sampling`, `elicitation`, `roots`).
+    pub async fn request_client(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ClientRequestError> {
+        let table = self
+            .client_requests
+            .as_ref()
+            .ok_or(ClientRequestError::Unsupported)?;
+        let outbox = self.outbox.as_ref().ok_or(ClientRequestError::NoStream)?;
+        let capability = match method {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            _ => None,
+        };
+        if let Some(cap) = capability {
+            if self.client_capabilities.get(cap).is_none() {
+                return Err(ClientRequestError::CapabilityMissing(cap));
+            }
+        }
+        let (id, rx) = table.register();
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if outbox.send(msg).await.is_err() {
+            table.forget(&id);
+            return Err(ClientRequestError::Cancelled);
+        }
+        let outcome = tokio::select! {
+            r = rx => r.map_err(|_| ClientRequestError::Cancelled),
+            _ = tokio::time::sleep(CLIENT_REQUEST_TIMEOUT) => Err(ClientRequestError::Timeout),
+            _ = self.cancel.cancelled() => Err(ClientRequestError::Cancelled),
+        };
+        table.forget(&id);
+        outcome?.map_err(ClientRequestError::Rejected)
     }
 
     /// The verified caller of this request (not of the session).

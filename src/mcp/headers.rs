@@ -159,3 +159,54 @@ mod tests {
         assert!(err.contains("Mcp-Name"));
     }
 }
+
+/// Checks `Mcp-Param-{Name}` headers for tool arguments marked `"x-mcp-header": "Name"` (2026-07-28).
+/// A marked argument present in the body needs its header, with an equal decoded value
+/// (integers compared as numbers); a header without the argument is a mismatch too.
+pub fn check_param_headers(
+    headers: &HeaderMap,
+    input_schema: &Value,
+    arguments: &Map<String, Value>,
+) -> Result<(), String> {
+    let Some(props) = input_schema.get("properties").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (prop, sub) in props {
+        let Some(name) = sub.get("x-mcp-header").and_then(Value::as_str) else {
+            continue;
+        };
+        let header_name = format!("{PARAM_PREFIX}{}", name.to_ascii_lowercase());
+        let header = single(headers, &header_name)?;
+        match (arguments.get(prop), header) {
+            (None | Some(Value::Null), None) => {}
+            (None | Some(Value::Null), Some(_)) => {
+                return Err(format!(
+                    "Mcp-Param-{name} header is present but argument {prop} is not"
+                ))
+            }
+            (Some(_), None) => {
+                return Err(format!(
+                    "Mcp-Param-{name} header is required for argument {prop}"
+                ))
+            }
+            (Some(value), Some(raw)) => {
+                let decoded = decode_value(raw)?;
+                let equal = match value {
+                    Value::String(s) => *s == decoded,
+                    Value::Bool(b) => decoded == if *b { "true" } else { "false" },
+                    Value::Number(n) => match (n.as_i64(), decoded.parse::<i64>()) {
+                        (Some(a), Ok(b)) => a == b,
+                        _ => n.to_string() == decoded,
+                    },
+                    _ => false,
+                };
+                if !equal {
+                    return Err(format!(
+                        "Mcp-Param-{name} header does not match argument {prop}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::context::RequestContext;
+use super::mrtr::InputRequired;
 
 /// What a handler returns.
 pub type ToolResult = Result<CallToolResult, ToolError>;
@@ -184,6 +185,15 @@ pub struct CallToolResult {
 }
 
 impl CallToolResult {
+    /// Any content blocks.
+    pub fn content(content: Vec<Value>) -> Self {
+        Self {
+            content,
+            structured_content: None,
+            is_error: false,
+        }
+    }
+
     /// One text block.
     pub fn text(text: impl Into<String>) -> Self {
         Self {
@@ -236,13 +246,56 @@ fn text_block(text: String) -> Value {
     json!({"type": "text", "text": text})
 }
 
-/// A handler failure. Both become `isError: true` results: the model sees the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Content-block constructors for results and prompt messages.
+pub mod content {
+    use serde_json::{json, Value};
+
+    /// `{"type":"text"}`.
+    pub fn text(text: impl Into<String>) -> Value {
+        json!({"type": "text", "text": text.into()})
+    }
+
+    /// `{"type":"image"}` with base64 data.
+    pub fn image(base64_data: impl Into<String>, mime_type: &str) -> Value {
+        json!({"type": "image", "data": base64_data.into(), "mimeType": mime_type})
+    }
+
+    /// `{"type":"audio"}` with base64 data.
+    pub fn audio(base64_data: impl Into<String>, mime_type: &str) -> Value {
+        json!({"type": "audio", "data": base64_data.into(), "mimeType": mime_type})
+    }
+
+    /// An embedded text resource.
+    pub fn text_resource(uri: &str, mime_type: &str, text: impl Into<String>) -> Value {
+        json!({"type": "resource", "resource": {"uri": uri, "mimeType": mime_type, "text": text.into()}})
+    }
+
+    /// A link to a resource.
+    pub fn resource_link(uri: &str, name: &str, mime_type: Option<&str>) -> Value {
+        let mut v = json!({"type": "resource_link", "uri": uri, "name": name});
+        if let Some(m) = mime_type {
+            v["mimeType"] = json!(m);
+        }
+        v
+    }
+}
+
+/// A tool that did not complete. The first two become `isError: true` results (the model sees
+/// the message); `InputRequired` becomes a 2026-07-28 `input_required` result.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ToolError {
     /// The arguments are unusable (beyond what the schema caught).
     InvalidArguments(String),
     /// The tool could not do its work.
     Failed(String),
+    /// The tool needs input from the client first (2026-07-28 only).
+    InputRequired(InputRequired),
+}
+
+impl From<InputRequired> for ToolError {
+    fn from(i: InputRequired) -> Self {
+        Self::InputRequired(i)
+    }
 }
 
 impl fmt::Display for ToolError {
@@ -250,7 +303,27 @@ impl fmt::Display for ToolError {
         match self {
             Self::InvalidArguments(m) => write!(f, "invalid arguments: {m}"),
             Self::Failed(m) => f.write_str(m),
+            Self::InputRequired(_) => f.write_str("input required"),
         }
+    }
+}
+
+/// A prompt or resource handler that did not complete; mapped to JSON-RPC errors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerError {
+    /// Bad arguments: -32602.
+    InvalidParams(String),
+    /// No such resource: -32002 (initialize era) or -32602 with `data.uri` (2026-07-28).
+    NotFound(String),
+    /// A server-side failure: -32603, detail logged only.
+    Failed(String),
+    /// Needs client input first (2026-07-28 only).
+    InputRequired(InputRequired),
+}
+
+impl From<InputRequired> for HandlerError {
+    fn from(i: InputRequired) -> Self {
+        Self::InputRequired(i)
     }
 }
 

@@ -1,0 +1,184 @@
+//! Prompts: definitions with declared arguments, and handlers that build the messages.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::context::RequestContext;
+use super::resource::Completer;
+use super::tool::HandlerError;
+
+/// What a prompt handler returns: the `messages` array.
+pub type PromptResult = Result<Vec<Value>, HandlerError>;
+
+type Handler = dyn Fn(RequestContext, Map<String, Value>) -> Pin<Box<dyn Future<Output = PromptResult> + Send>>
+    + Send
+    + Sync;
+
+/// A message with role `user`.
+pub fn user(content: Value) -> Value {
+    json!({"role": "user", "content": content})
+}
+
+/// A message with role `assistant`.
+pub fn assistant(content: Value) -> Value {
+    json!({"role": "assistant", "content": content})
+}
+
+/// One declared argument.
+#[derive(Debug, Clone)]
+pub struct PromptArgument {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Must be supplied.
+    pub required: bool,
+}
+
+/// A prompt.
+#[derive(Clone)]
+pub struct Prompt {
+    name: String,
+    title: Option<String>,
+    description: Option<String>,
+    arguments: Vec<PromptArgument>,
+    handler: Arc<Handler>,
+    completer: Option<Completer>,
+}
+
+impl fmt::Debug for Prompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prompt")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prompt {
+    /// A prompt named `name`; `handler` gets validated string arguments.
+    pub fn new<F, Fut>(name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(RequestContext, Map<String, Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = PromptResult> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            title: None,
+            description: None,
+            arguments: Vec::new(),
+            handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
+            completer: None,
+        }
+    }
+
+    /// A human title.
+    pub fn title(mut self, t: impl Into<String>) -> Self {
+        self.title = Some(t.into());
+        self
+    }
+
+    /// A description.
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = Some(d.into());
+        self
+    }
+
+    /// Declares an argument.
+    pub fn argument(
+        mut self,
+        name: impl Into<String>,
+        description: Option<&str>,
+        required: bool,
+    ) -> Self {
+        self.arguments.push(PromptArgument {
+            name: name.into(),
+            description: description.map(str::to_owned),
+            required,
+        });
+        self
+    }
+
+    /// Suggests argument values in `completion/complete`.
+    pub fn completer(
+        mut self,
+        f: impl Fn(&str, &str) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.completer = Some(Arc::new(f));
+        self
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The completer, if any.
+    pub fn completions(&self) -> Option<&Completer> {
+        self.completer.as_ref()
+    }
+
+    /// Checks arguments: required ones present, all strings, none undeclared.
+    pub fn validate(&self, args: &Map<String, Value>) -> Result<(), String> {
+        for a in &self.arguments {
+            if a.required && !args.contains_key(&a.name) {
+                return Err(format!("missing required argument {}", a.name));
+            }
+        }
+        for (k, v) in args {
+            if !self.arguments.iter().any(|a| &a.name == k) {
+                return Err(format!("unknown argument {k}"));
+            }
+            if !v.is_string() {
+                return Err(format!("argument {k} must be a string"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listed definition.
+    pub fn definition(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        if let Some(t) = &self.title {
+            m.insert("title".into(), json!(t));
+        }
+        if let Some(d) = &self.description {
+            m.insert("description".into(), json!(d));
+        }
+        if !self.arguments.is_empty() {
+            let args: Vec<Value> = self
+                .arguments
+                .iter()
+                .map(|a| {
+                    let mut o = Map::new();
+                    o.insert("name".into(), json!(a.name));
+                    if let Some(d) = &a.description {
+                        o.insert("description".into(), json!(d));
+                    }
+                    o.insert("required".into(), json!(a.required));
+                    Value::Object(o)
+                })
+                .collect();
+            m.insert("arguments".into(), Value::Array(args));
+        }
+        Value::Object(m)
+    }
+
+    /// Runs the handler.
+    pub fn get(
+        &self,
+        ctx: RequestContext,
+        args: Map<String, Value>,
+    ) -> Pin<Box<dyn Future<Output = PromptResult> + Send>> {
+        (self.handler)(ctx, args)
+    }
+
+    /// The description, for the GetPromptResult.
+    pub fn description_text(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
