@@ -18,9 +18,10 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// The current set; `Err(seconds)` while no set has ever been obtained (the caller answers 503).
     fn current(&self) -> Result<Arc<KeySet>, u64>;
 
-    /// A token named a `kid` the current set lacks. The provider may refetch (rate-limited,
-    /// single-flight) and returns the newer set to retry with, or `None` if there is none.
-    fn refresh_for_unknown_kid(&self) -> BoxFuture<'_, Option<Arc<KeySet>>>;
+    /// A token named a `kid` that `stale` (the set the caller verified against) lacks. The
+    /// provider may refetch (rate-limited, single-flight) and returns a newer set to retry with,
+    /// or `None` if there is none.
+    fn refresh_for_unknown_kid<'a>(&'a self, stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>>;
 }
 
 /// A fixed key set (embedding with pinned keys, tests).
@@ -31,7 +32,7 @@ impl KeyProvider for StaticKeys {
     fn current(&self) -> Result<Arc<KeySet>, u64> {
         Ok(self.0.clone())
     }
-    fn refresh_for_unknown_kid(&self) -> BoxFuture<'_, Option<Arc<KeySet>>> {
+    fn refresh_for_unknown_kid<'a>(&'a self, _stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>> {
         Box::pin(async { None })
     }
 }
@@ -81,8 +82,6 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct FetchState {
-    /// Bumped on each successful fetch, so waiters can tell that someone else already fetched.
-    generation: u64,
     consecutive_failures: u32,
     next_attempt: Option<Instant>,
     last_unknown_kid_fetch: Option<Instant>,
@@ -131,10 +130,6 @@ impl JwksCache {
 }
 
 impl Inner {
-    fn generation(&self) -> u64 {
-        self.state.lock().expect("state lock poisoned").generation
-    }
-
     fn failure_delay(&self) -> Duration {
         let state = self.state.lock().expect("state lock poisoned");
         state.next_attempt.map_or(self.policy.backoff_initial, |t| {
@@ -171,7 +166,6 @@ impl Inner {
                 ));
                 *self.keys.write().expect("keys lock poisoned") = Some(Arc::new(set));
                 let mut state = self.state.lock().expect("state lock poisoned");
-                state.generation += 1;
                 state.consecutive_failures = 0;
                 state.next_attempt = Some(now + ttl);
                 Ok(ttl)
@@ -210,28 +204,29 @@ impl KeyProvider for JwksCache {
         Err(wait)
     }
 
-    fn refresh_for_unknown_kid(&self) -> BoxFuture<'_, Option<Arc<KeySet>>> {
+    fn refresh_for_unknown_kid<'a>(&'a self, stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>> {
         Box::pin(async move {
+            // A newer set than the caller's (another caller's refetch, or the scheduled refresh,
+            // landed in between): retry with it, no fetch needed.
+            let newer = || self.current().ok().filter(|cur| !Arc::ptr_eq(cur, stale));
+            if let Some(cur) = newer() {
+                return Some(cur);
+            }
             let inner = &self.inner;
-            let seen = inner.generation();
             let _flight = inner.fetch_lock.lock().await;
-            if inner.generation() != seen {
-                // Another caller fetched while we waited: use its result instead of fetching again.
-                return self.current().ok();
+            if let Some(cur) = newer() {
+                return Some(cur);
             }
             let now = Instant::now();
             {
                 let mut state = inner.state.lock().expect("state lock poisoned");
-                if !inner
-                    .policy
-                    .may_refetch_for_unknown_kid(state.last_unknown_kid_fetch, now)
-                {
+                if !inner.policy.may_refetch_for_unknown_kid(state.last_unknown_kid_fetch, now) {
                     return None;
                 }
                 state.last_unknown_kid_fetch = Some(now);
             }
             inner.fetch_and_store().await.ok()?;
-            self.current().ok()
+            newer()
         })
     }
 }

@@ -87,7 +87,7 @@ impl Authenticator {
             .map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?;
         match unverified.verify(&keys, &self.policy, now) {
             Err(JwtError::UnknownKid) => {
-                let Some(fresh) = self.keys.refresh_for_unknown_kid().await else {
+                let Some(fresh) = self.keys.refresh_for_unknown_kid(&keys).await else {
                     return Err(JwtError::UnknownKid.into());
                 };
                 Ok(unverified.verify(&fresh, &self.policy, now)?)

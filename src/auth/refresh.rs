@@ -35,10 +35,9 @@ impl Default for RefreshPolicy {
 impl RefreshPolicy {
     /// How long a freshly fetched set is trusted before the next scheduled refresh.
     pub fn ttl(&self, max_age_secs: Option<u64>) -> Duration {
-        match max_age_secs {
-            None => self.default_ttl.clamp(self.min_ttl, self.max_ttl),
-            Some(secs) => Duration::from_secs(secs).clamp(self.min_ttl, self.max_ttl),
-        }
+        let wanted = max_age_secs.map_or(self.default_ttl, Duration::from_secs);
+        // max-then-min rather than clamp: a policy with min > max must not panic the refresher.
+        wanted.max(self.min_ttl).min(self.max_ttl)
     }
 
     /// Delay before retrying after `consecutive_failures` (>= 1) failed fetches.
