@@ -51,6 +51,8 @@ pub enum BuildError {
     BadToolName(String),
     /// Two tools share a name.
     DuplicateTool(String),
+    /// A tool's `x-mcp-header` annotation breaks the 2026-07-28 rules.
+    BadParamHeader(String, String),
 }
 
 impl std::fmt::Display for BuildError {
@@ -67,6 +69,7 @@ impl std::fmt::Display for BuildError {
                 "tool name {n:?} must be 1-64 characters of [A-Za-z0-9_.-]"
             ),
             Self::DuplicateTool(n) => write!(f, "tool {n:?} is registered twice"),
+            Self::BadParamHeader(n, why) => write!(f, "tool {n:?}: {why}"),
         }
     }
 }
@@ -291,6 +294,8 @@ impl ServerBuilder {
             if !names.insert(t.name().to_owned()) {
                 return Err(BuildError::DuplicateTool(t.name().to_owned()));
             }
+            crate::mcp::headers::validate_param_annotations(t.schema())
+                .map_err(|why| BuildError::BadParamHeader(t.name().to_owned(), why))?;
         }
         let auth = match self.auth.ok_or(BuildError::NoAuth)? {
             AuthMode::Jwt { authenticator, .. } => {

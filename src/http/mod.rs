@@ -238,7 +238,7 @@ impl App {
             Method::POST => post::handle(self, req, fields).await,
             Method::GET => stream::get(self, req, fields).await,
             Method::DELETE => stream::delete(self, req, fields).await,
-            Method::OPTIONS => preflight(),
+            Method::OPTIONS => preflight(req.headers()),
             _ => method_not_allowed("GET, POST, DELETE, OPTIONS"),
         };
         if let Some(origin) = origin {
@@ -310,23 +310,39 @@ fn auth_rejection(challenger: &Challenger, e: &AuthError) -> Response<Body> {
     resp
 }
 
-fn preflight() -> Response<Body> {
+/// Request headers a browser may send to `/mcp` (plus any `Mcp-Param-*`).
+const CORS_ALLOWED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "mcp-session-id",
+    "last-event-id",
+];
+
+fn preflight(headers: &http::HeaderMap) -> Response<Body> {
     let mut resp = empty(StatusCode::NO_CONTENT);
+    // `Mcp-Param-*` names vary per tool, so the requested list is echoed when every name is allowed.
+    let requested = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.split(',').map(|h| h.trim().to_ascii_lowercase()).all(|h| {
+                h.is_empty() || CORS_ALLOWED_HEADERS.contains(&h.as_str()) || h.starts_with("mcp-param-")
+            })
+        })
+        .and_then(|v| HeaderValue::from_str(v).ok());
     let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(
+        requested.unwrap_or(HeaderValue::from_static(
             "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID",
-        ),
+        )),
     );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     resp
 }
 

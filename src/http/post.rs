@@ -174,15 +174,14 @@ async fn modern_message(
         }
     };
     let fail = |e: RequestError, fields: &mut LogFields| request_error(&e, true, Some(&id), fields);
+    // Order (spec-checklist B1, C10, B2, C11): _meta fields present (-32602), header equals the
+    // claim (-32020), version served (-32022), then Mcp-Method / Mcp-Name (-32020).
     let Some(claimed) = claim.as_str() else {
         return fail(
             RequestError::MissingMeta(format!("_meta {META_PROTOCOL_VERSION} must be a string")),
             fields,
         );
     };
-    if Version::parse(claimed) != Some(Version::V2026_07_28) {
-        return fail(RequestError::UnsupportedVersion(claimed.to_owned()), fields);
-    }
     let caps = match params
         .get("_meta")
         .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
@@ -197,7 +196,13 @@ async fn modern_message(
             )
         }
     };
-    if let Err(why) = mcp_headers::check_standard(&post.parts.headers, claimed, &method, &params) {
+    if let Err(why) = mcp_headers::check_version_header(&post.parts.headers, claimed) {
+        return fail(RequestError::HeaderMismatch(why), fields);
+    }
+    if Version::parse(claimed) != Some(Version::V2026_07_28) {
+        return fail(RequestError::UnsupportedVersion(claimed.to_owned()), fields);
+    }
+    if let Err(why) = mcp_headers::check_method_headers(&post.parts.headers, &method, &params) {
         return fail(RequestError::HeaderMismatch(why), fields);
     }
     if method == "tools/call" {

@@ -64,6 +64,13 @@ pub fn check_standard(
     method: &str,
     params: &Map<String, Value>,
 ) -> Result<(), String> {
+    check_version_header(headers, claimed_version)?;
+    check_method_headers(headers, method, params)
+}
+
+/// `MCP-Protocol-Version` must be present and equal the `_meta` claim. Checked before the
+/// version itself is judged: a disagreement is a transport error whatever the version.
+pub fn check_version_header(headers: &HeaderMap, claimed_version: &str) -> Result<(), String> {
     match single(headers, PROTOCOL_VERSION)? {
         None => return Err("MCP-Protocol-Version header is required".into()),
         Some(v) if v != claimed_version => {
@@ -73,6 +80,11 @@ pub fn check_standard(
         }
         Some(_) => {}
     }
+    Ok(())
+}
+
+/// `Mcp-Method` must equal the body method, and `Mcp-Name` the name or URI it acts on.
+pub fn check_method_headers(headers: &HeaderMap, method: &str, params: &Map<String, Value>) -> Result<(), String> {
     match single(headers, METHOD)? {
         None => return Err("Mcp-Method header is required".into()),
         Some(v) if decode_value(v)? != method => {
@@ -206,6 +218,33 @@ pub fn check_param_headers(
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tool's `x-mcp-header` annotations (clients drop tools that break these rules, so
+/// serving one is a bug): a token name, unique ignoring case, on a string/integer/boolean property.
+pub fn validate_param_annotations(input_schema: &Value) -> Result<(), String> {
+    let Some(props) = input_schema.get("properties").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (prop, sub) in props {
+        let Some(annotation) = sub.get("x-mcp-header") else { continue };
+        let name = annotation.as_str().ok_or_else(|| format!("x-mcp-header on {prop} must be a string"))?;
+        let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(format!("x-mcp-header {name:?} on {prop} is not an HTTP token"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(format!("x-mcp-header {name:?} is used twice"));
+        }
+        seen.push(lower);
+        match sub.get("type").and_then(Value::as_str) {
+            Some("string" | "integer" | "boolean") => {}
+            _ => return Err(format!("x-mcp-header on {prop} needs type string, integer or boolean")),
         }
     }
     Ok(())

@@ -706,9 +706,14 @@ impl Core {
             }
         };
         let input_responses = match params.get("inputResponses") {
-            Some(Value::Object(m)) if modern => Some(m.clone()),
-            // A malformed inputResponses is treated as absent: the handler asks again (SHOULD, not an error).
-            _ => None,
+            None => None,
+            Some(Value::Object(m)) if m.values().all(Value::is_object) => modern.then(|| m.clone()),
+            Some(_) => {
+                return Err(RequestError::InvalidParams(
+                    "inputResponses must be an object whose values are result objects".into(),
+                    None,
+                ))
+            }
         };
         Ok(Outcome::Run(Pending {
             target,

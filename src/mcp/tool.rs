@@ -290,6 +290,9 @@ pub enum ToolError {
     Failed(String),
     /// The tool needs input from the client first (2026-07-28 only).
     InputRequired(InputRequired),
+    /// The tool needs a client capability the request did not declare, e.g. `{"sampling":{}}`.
+    /// At 2026-07-28 this is HTTP 400 / -32021; earlier revisions get an `isError` result.
+    MissingCapability(Value),
 }
 
 impl From<InputRequired> for ToolError {
@@ -304,6 +307,7 @@ impl fmt::Display for ToolError {
             Self::InvalidArguments(m) => write!(f, "invalid arguments: {m}"),
             Self::Failed(m) => f.write_str(m),
             Self::InputRequired(_) => f.write_str("input required"),
+            Self::MissingCapability(c) => write!(f, "the client lacks a required capability: {c}"),
         }
     }
 }
