@@ -64,6 +64,13 @@ pub fn check_standard(
     method: &str,
     params: &Map<String, Value>,
 ) -> Result<(), String> {
+    check_version_header(headers, claimed_version)?;
+    check_method_headers(headers, method, params)
+}
+
+/// `MCP-Protocol-Version` must be present and equal the `_meta` claim. Checked before the
+/// version itself is judged: a disagreement is a transport error whatever the version.
+pub fn check_version_header(headers: &HeaderMap, claimed_version: &str) -> Result<(), String> {
     match single(headers, PROTOCOL_VERSION)? {
         None => return Err("MCP-Protocol-Version header is required".into()),
         Some(v) if v != claimed_version => {
@@ -73,6 +80,15 @@ pub fn check_standard(
         }
         Some(_) => {}
     }
+    Ok(())
+}
+
+/// `Mcp-Method` must equal the body method, and `Mcp-Name` the name or URI it acts on.
+pub fn check_method_headers(
+    headers: &HeaderMap,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(), String> {
     match single(headers, METHOD)? {
         None => return Err("Mcp-Method header is required".into()),
         Some(v) if decode_value(v)? != method => {
