@@ -329,20 +329,30 @@ fn preflight(headers: &http::HeaderMap) -> Response<Body> {
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            v.split(',').map(|h| h.trim().to_ascii_lowercase()).all(|h| {
-                h.is_empty() || CORS_ALLOWED_HEADERS.contains(&h.as_str()) || h.starts_with("mcp-param-")
-            })
+            v.split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .all(|h| {
+                    h.is_empty()
+                        || CORS_ALLOWED_HEADERS.contains(&h.as_str())
+                        || h.starts_with("mcp-param-")
+                })
         })
         .and_then(|v| HeaderValue::from_str(v).ok());
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         requested.unwrap_or(HeaderValue::from_static(
             "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID",
         )),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     resp
 }
 

@@ -168,9 +168,14 @@ async fn modern_message(
 ) -> Response<Body> {
     let (id, method, params) = match msg {
         Message::Request { id, method, params } => (id, method, params),
-        // Notifications and responses carry nothing to answer at this revision.
+        // Notifications and responses carry nothing to answer at this revision, but the
+        // version header must still agree with the body (C10 covers every POST).
         Message::Notification { .. } | Message::Response { .. } => {
-            return empty(StatusCode::ACCEPTED)
+            let claimed = claim.as_str().unwrap_or("");
+            if let Err(why) = mcp_headers::check_version_header(&post.parts.headers, claimed) {
+                return request_error(&RequestError::HeaderMismatch(why), true, None, fields);
+            }
+            return empty(StatusCode::ACCEPTED);
         }
     };
     let fail = |e: RequestError, fields: &mut LogFields| request_error(&e, true, Some(&id), fields);
@@ -290,13 +295,14 @@ async fn legacy_message(post: &Post<'_>, msg: Message, fields: &mut LogFields) -
         Message::Request { id, .. } => Some(id.clone()),
         _ => None,
     };
-    if let Err(e) = legacy_header_version(post.parts) {
-        return request_error(&e, false, id.as_ref(), fields);
-    }
+    // initialize itself is not judged by the header: its body carries the version to negotiate (D7, B10).
     if let Message::Request { id, method, params } = &msg {
         if method == "initialize" {
             return initialize(post, id, params, fields);
         }
+    }
+    if let Err(e) = legacy_header_version(post.parts) {
+        return request_error(&e, false, id.as_ref(), fields);
     }
     let session = match find_session(&post.app, post.parts, &post.principal) {
         Ok(s) => s,

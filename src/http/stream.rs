@@ -123,6 +123,9 @@ pub(super) async fn delete(
     if says_modern(&req) {
         return stateless_405();
     }
+    if let Err(e) = check_version_header(&req) {
+        return request_error(&e, false, None, fields);
+    }
     let id = match mcp_headers::single(req.headers(), SESSION_ID) {
         Ok(Some(id)) if !id.is_empty() => id,
         Ok(_) => return request_error(&RequestError::SessionRequired, false, None, fields),

@@ -84,7 +84,11 @@ pub fn check_version_header(headers: &HeaderMap, claimed_version: &str) -> Resul
 }
 
 /// `Mcp-Method` must equal the body method, and `Mcp-Name` the name or URI it acts on.
-pub fn check_method_headers(headers: &HeaderMap, method: &str, params: &Map<String, Value>) -> Result<(), String> {
+pub fn check_method_headers(
+    headers: &HeaderMap,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(), String> {
     match single(headers, METHOD)? {
         None => return Err("Mcp-Method header is required".into()),
         Some(v) if decode_value(v)? != method => {
@@ -231,11 +235,17 @@ pub fn validate_param_annotations(input_schema: &Value) -> Result<(), String> {
     };
     let mut seen: Vec<String> = Vec::new();
     for (prop, sub) in props {
-        let Some(annotation) = sub.get("x-mcp-header") else { continue };
-        let name = annotation.as_str().ok_or_else(|| format!("x-mcp-header on {prop} must be a string"))?;
+        let Some(annotation) = sub.get("x-mcp-header") else {
+            continue;
+        };
+        let name = annotation
+            .as_str()
+            .ok_or_else(|| format!("x-mcp-header on {prop} must be a string"))?;
         let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(format!("x-mcp-header {name:?} on {prop} is not an HTTP token"));
+            return Err(format!(
+                "x-mcp-header {name:?} on {prop} is not an HTTP token"
+            ));
         }
         let lower = name.to_ascii_lowercase();
         if seen.contains(&lower) {
@@ -244,7 +254,11 @@ pub fn validate_param_annotations(input_schema: &Value) -> Result<(), String> {
         seen.push(lower);
         match sub.get("type").and_then(Value::as_str) {
             Some("string" | "integer" | "boolean") => {}
-            _ => return Err(format!("x-mcp-header on {prop} needs type string, integer or boolean")),
+            _ => {
+                return Err(format!(
+                    "x-mcp-header on {prop} needs type string, integer or boolean"
+                ))
+            }
         }
     }
     Ok(())
