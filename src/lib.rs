@@ -44,6 +44,13 @@ pub mod server;
 pub mod session;
 
 pub use auth::{Authenticator, Principal};
-pub use mcp::context::{CancelToken, LogLevel, RequestContext};
-pub use mcp::tool::{CallToolResult, Tool, ToolAnnotations, ToolError, ToolResult};
+pub use mcp::context::{CancelToken, ClientRequestError, LogLevel, RequestContext};
+pub use mcp::mrtr::InputRequired;
+pub use mcp::notify::Notifier;
+pub use mcp::prompt::Prompt;
+pub use mcp::resource::{Resource, ResourceTemplate};
+pub use mcp::tool::{
+    content, CallToolResult, HandlerError, Tool, ToolAnnotations, ToolError, ToolResult,
+};
+pub use mcp::ListChanged;
 pub use server::{BuildError, Server, ServerBuilder};

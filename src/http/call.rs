@@ -99,8 +99,9 @@ impl Running {
         }
     }
 
-    /// The JSON-RPC response for the finished handler (a panic becomes -32603 and a log line).
-    fn response(&self, joined: Joined) -> Value {
+    /// The JSON-RPC response for the finished handler (a panic becomes -32603 and a log line),
+    /// with the HTTP status it gets when sent as a whole JSON reply.
+    fn response(&self, joined: Joined) -> (StatusCode, Value) {
         let output = joined.map_err(|e| {
             if e.is_panic() {
                 log::error(format_args!(
@@ -116,9 +117,10 @@ impl Running {
             now: super::unix_now(),
         };
         match self.app.core.finish(facts, &self.pending, output) {
-            Ok(result) => jsonrpc::result_response(&self.id, result),
+            Ok(result) => (StatusCode::OK, jsonrpc::result_response(&self.id, result)),
             Err(e) => {
-                jsonrpc::error_response(Some(&self.id), &e.to_wire(self.version.is_modern()).1)
+                let (status, obj) = e.to_wire(self.version.is_modern());
+                (status, jsonrpc::error_response(Some(&self.id), &obj))
             }
         }
     }
@@ -142,7 +144,7 @@ pub(super) async fn run_to_value(
     }
     let mut running = Running::start(post, id, version, pending, caps, session.as_ref(), None);
     let joined = running.join().await;
-    running.response(joined)
+    running.response(joined).1
 }
 
 enum First {
@@ -225,7 +227,8 @@ fn finish_json(
     session: Option<&Arc<Session>>,
 ) -> Response<Body> {
     on_drop.0 = None;
-    let resp = json_value(StatusCode::OK, &running.response(joined));
+    let (status, body) = running.response(joined);
+    let resp = json_value(status, &body);
     match session {
         Some(s) => with_session_header(resp, s),
         None => resp,
@@ -259,7 +262,8 @@ async fn forward(
                 while let Ok(m) = rx.try_recv() {
                     let _ = btx.send(sse_event(&m)).await;
                 }
-                let response = running.response(joined);
+                // The stream already answered 200; an error travels as the JSON-RPC error alone.
+                let (_, response) = running.response(joined);
                 let _ = btx.send(sse_event(&response)).await;
                 return;
             }

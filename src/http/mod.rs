@@ -310,34 +310,30 @@ fn auth_rejection(challenger: &Challenger, e: &AuthError) -> Response<Body> {
     resp
 }
 
-/// Request headers a browser may send to `/mcp` (plus any `Mcp-Param-*`).
-const CORS_ALLOWED_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "accept",
-    "mcp-protocol-version",
-    "mcp-method",
-    "mcp-name",
-    "mcp-session-id",
-    "last-event-id",
-];
+/// Request headers a browser may send to `/mcp`, besides the per-tool `Mcp-Param-*` ones.
+const CORS_ALLOWED_HEADERS: &str =
+    "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID";
 
 fn preflight(headers: &http::HeaderMap) -> Response<Body> {
     let mut resp = empty(StatusCode::NO_CONTENT);
-    // `Mcp-Param-*` names vary per tool, so the requested list is echoed when every name is allowed.
-    let requested = headers
+    // `Mcp-Param-*` names vary per tool and cannot be wildcarded, so requested ones are added.
+    let mut allowed = String::from(CORS_ALLOWED_HEADERS);
+    if let Some(requested) = headers
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            v.split(',')
-                .map(|h| h.trim().to_ascii_lowercase())
-                .all(|h| {
-                    h.is_empty()
-                        || CORS_ALLOWED_HEADERS.contains(&h.as_str())
-                        || h.starts_with("mcp-param-")
-                })
-        })
-        .and_then(|v| HeaderValue::from_str(v).ok());
+    {
+        for name in requested.split(',').map(str::trim) {
+            let is_param = name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-");
+            if is_param
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                allowed.push_str(", ");
+                allowed.push_str(name);
+            }
+        }
+    }
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -345,9 +341,7 @@ fn preflight(headers: &http::HeaderMap) -> Response<Body> {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        requested.unwrap_or(HeaderValue::from_static(
-            "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID",
-        )),
+        HeaderValue::from_str(&allowed).expect("checked token characters"),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -111,6 +111,10 @@ impl Pending {
                     Err(ToolError::InputRequired(ir)) => {
                         return self.input_required(core, facts, ir)
                     }
+                    // At 2026-07-28 this is a protocol error (-32021); earlier it is a tool error.
+                    Err(ToolError::MissingCapability(caps)) if version.is_modern() => {
+                        return Err(RequestError::MissingCapability(caps))
+                    }
                     Err(e) => CallToolResult::error(e.to_string()),
                 };
                 Ok(result.to_value(version.allows_non_object_structured_content()))
