@@ -22,12 +22,19 @@ use vouch_mcp::{CallToolResult, LogLevel, ServerBuilder, Tool, ToolAnnotations, 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let issuer = std::env::var("VOUCH_ISSUER").unwrap_or_else(|_| "https://us.vouch.sh".into());
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(4000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4000);
     let resource = format!("http://localhost:{port}/mcp");
 
     // Keys: the issuer's JWKS, fetched in the background, cached, refreshed on rotation.
     let keys = JwksCache::new(
-        HttpFetcher::new(&format!("{issuer}/oauth/jwks"), Duration::from_secs(5), 1 << 20)?,
+        HttpFetcher::new(
+            &format!("{issuer}/oauth/jwks"),
+            Duration::from_secs(5),
+            1 << 20,
+        )?,
         RefreshPolicy::default(),
     );
     keys.spawn_refresher();
@@ -58,9 +65,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     .annotations(ToolAnnotations { read_only: Some(true), ..Default::default() });
 
     // A tool that reads any claim of the caller's token.
-    let claims = Tool::new("claims", "Returns every verified claim of the caller's token.", |ctx, _| async move {
-        Ok(CallToolResult::structured(Value::Object(ctx.claims().clone())))
-    });
+    let claims = Tool::new(
+        "claims",
+        "Returns every verified claim of the caller's token.",
+        |ctx, _| async move {
+            Ok(CallToolResult::structured(Value::Object(
+                ctx.claims().clone(),
+            )))
+        },
+    );
 
     let server = ServerBuilder::new("embed-example", "1.0.0", resource)
         .instructions("An example of embedding vouch-mcp.")

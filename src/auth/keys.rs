@@ -21,7 +21,10 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// A token named a `kid` that `stale` (the set the caller verified against) lacks. The
     /// provider may refetch (rate-limited, single-flight) and returns a newer set to retry with,
     /// or `None` if there is none.
-    fn refresh_for_unknown_kid<'a>(&'a self, stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>>;
+    fn refresh_for_unknown_kid<'a>(
+        &'a self,
+        stale: &'a Arc<KeySet>,
+    ) -> BoxFuture<'a, Option<Arc<KeySet>>>;
 }
 
 /// A fixed key set (embedding with pinned keys, tests).
@@ -32,7 +35,10 @@ impl KeyProvider for StaticKeys {
     fn current(&self) -> Result<Arc<KeySet>, u64> {
         Ok(self.0.clone())
     }
-    fn refresh_for_unknown_kid<'a>(&'a self, _stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>> {
+    fn refresh_for_unknown_kid<'a>(
+        &'a self,
+        _stale: &'a Arc<KeySet>,
+    ) -> BoxFuture<'a, Option<Arc<KeySet>>> {
         Box::pin(async { None })
     }
 }
@@ -204,7 +210,10 @@ impl KeyProvider for JwksCache {
         Err(wait)
     }
 
-    fn refresh_for_unknown_kid<'a>(&'a self, stale: &'a Arc<KeySet>) -> BoxFuture<'a, Option<Arc<KeySet>>> {
+    fn refresh_for_unknown_kid<'a>(
+        &'a self,
+        stale: &'a Arc<KeySet>,
+    ) -> BoxFuture<'a, Option<Arc<KeySet>>> {
         Box::pin(async move {
             // A newer set than the caller's (another caller's refetch, or the scheduled refresh,
             // landed in between): retry with it, no fetch needed.
@@ -220,7 +229,10 @@ impl KeyProvider for JwksCache {
             let now = Instant::now();
             {
                 let mut state = inner.state.lock().expect("state lock poisoned");
-                if !inner.policy.may_refetch_for_unknown_kid(state.last_unknown_kid_fetch, now) {
+                if !inner
+                    .policy
+                    .may_refetch_for_unknown_kid(state.last_unknown_kid_fetch, now)
+                {
                     return None;
                 }
                 state.last_unknown_kid_fetch = Some(now);
