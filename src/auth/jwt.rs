@@ -457,6 +457,12 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
 }
 
 fn check_audience(aud: Option<&Value>, policy: &AudiencePolicy) -> Result<(), JwtError> {
+    // The claim's type is checked even when its value is not (J10: a mistyped claim is malformed).
+    match aud {
+        None | Some(Value::String(_)) => {}
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        Some(_) => return Err(JwtError::ClaimType("aud")),
+    }
     let accepted = match policy {
         AudiencePolicy::DangerouslySkip => return Ok(()),
         AudiencePolicy::OneOf(accepted) => accepted,
