@@ -99,14 +99,14 @@ impl Session {
         self.log_level.store(level as u8 + 1, Ordering::Relaxed);
     }
 
-    /// Claims the session's single GET stream. `Err(())` when one is already open (409).
-    pub fn open_get_stream(&self, tx: mpsc::Sender<Bytes>) -> Result<(), ()> {
+    /// Claims the session's single GET stream; false when one is already open (409).
+    pub fn open_get_stream(&self, tx: mpsc::Sender<Bytes>) -> bool {
         let mut slot = self.get_stream.lock().expect("session lock poisoned");
         match &*slot {
-            Some(existing) if !existing.is_closed() => Err(()),
+            Some(existing) if !existing.is_closed() => false,
             _ => {
                 *slot = Some(tx);
-                Ok(())
+                true
             }
         }
     }

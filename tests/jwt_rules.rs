@@ -197,7 +197,7 @@ fn with_nonzero_trailing_bits(text: &str) -> String {
 fn der(sig: &[u8]) -> Vec<u8> {
     fn integer(bytes: &[u8]) -> Vec<u8> {
         let mut v: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
-        if v.first().map_or(true, |&b| b & 0x80 != 0) {
+        if v.first().is_none_or(|&b| b & 0x80 != 0) {
             v.insert(0, 0);
         }
         let mut out = vec![0x02, v.len() as u8];

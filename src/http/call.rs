@@ -136,7 +136,7 @@ pub(super) async fn run_to_value(
     session: Option<Arc<Session>>,
 ) -> Value {
     let scopes = pending.tool().map_or(&[][..], |t| t.scopes());
-    if post.app.check_tool_scopes(&post.principal, scopes).is_err() {
+    if post.app.scope_rejection(&post.principal, scopes).is_some() {
         // Inside a batch there is no per-message HTTP status, so a 403 cannot be expressed.
         let err =
             RequestError::InvalidParams("the token lacks a scope this tool requires".into(), None);
@@ -164,7 +164,7 @@ pub(super) async fn run(
     fields: &mut LogFields,
 ) -> Response<Body> {
     let scopes = pending.tool().map_or(&[][..], |t| t.scopes());
-    if let Err(resp) = post.app.check_tool_scopes(&post.principal, scopes) {
+    if let Some(resp) = post.app.scope_rejection(&post.principal, scopes) {
         fields.detail = Some("insufficient scope for tool".into());
         return resp;
     }

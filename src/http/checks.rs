@@ -93,7 +93,7 @@ impl HostPolicy {
         }
         let name = host_name(authority);
         // `any_host` loosens Host only; an Origin must still be named or be one of ours.
-        is_loopback_host(&name) || self.allowed_hosts.iter().any(|h| *h == name)
+        is_loopback_host(&name) || self.allowed_hosts.contains(&name)
     }
 }
 

@@ -279,20 +279,21 @@ impl App {
         }
     }
 
-    /// Checks a tool's own scopes; `Err` is the 403 response.
-    pub(crate) fn check_tool_scopes(
+    /// Checks a tool's own scopes; `Some` is the 403 response.
+    pub(crate) fn scope_rejection(
         &self,
         principal: &Principal,
         scopes: &[String],
-    ) -> Result<(), Response<Body>> {
+    ) -> Option<Response<Body>> {
         match &self.auth {
-            AuthMode::DangerouslyDisabled => Ok(()),
+            AuthMode::DangerouslyDisabled => None,
             AuthMode::Jwt {
                 authenticator,
                 challenger,
             } => authenticator
                 .check_scopes(principal, scopes)
-                .map_err(|e| auth_rejection(challenger, &e)),
+                .err()
+                .map(|e| auth_rejection(challenger, &e)),
         }
     }
 }

@@ -396,9 +396,11 @@ async fn legacy_request(
     };
     let outcome = post.app.core.handle_request(facts, method, params);
     match outcome.map(|o| settle(session, o)) {
-        Err(e) | Ok(Ok(Err(e))) => request_error(&e, false, Some(&id), fields),
-        Ok(Ok(Ok(result))) => json_value(StatusCode::OK, &jsonrpc::result_response(&id, result)),
-        Ok(Err(pending)) => {
+        Err(e) | Ok(Settled::Reply(Err(e))) => request_error(&e, false, Some(&id), fields),
+        Ok(Settled::Reply(Ok(result))) => {
+            json_value(StatusCode::OK, &jsonrpc::result_response(&id, result))
+        }
+        Ok(Settled::Run(pending)) => {
             fields.tool = Some(pending.label());
             let caps = session.client_capabilities().clone();
             call::run(
@@ -415,21 +417,31 @@ async fn legacy_request(
     }
 }
 
-/// Applies an initialize-era outcome to the session: a result to send, or `Err` for a handler to run.
-fn settle(session: &Session, outcome: Outcome) -> Result<Result<Value, RequestError>, Pending> {
+/// An initialize-era outcome once applied to the session.
+enum Settled {
+    /// Send this result or error.
+    Reply(Result<Value, RequestError>),
+    /// Run this handler.
+    Run(Pending),
+}
+
+/// Applies an initialize-era outcome to the session.
+fn settle(session: &Session, outcome: Outcome) -> Settled {
     match outcome {
-        Outcome::Result(r) => Ok(Ok(r)),
+        Outcome::Result(r) => Settled::Reply(Ok(r)),
         Outcome::SetLogLevel(level) => {
             session.set_log_level(level);
-            Ok(Ok(json!({})))
+            Settled::Reply(Ok(json!({})))
         }
         Outcome::Subscribe(uri, on) => {
             session.set_subscribed(&uri, on);
-            Ok(Ok(json!({})))
+            Settled::Reply(Ok(json!({})))
         }
-        Outcome::Run(pending) => Err(pending),
+        Outcome::Run(pending) => Settled::Run(pending),
         // initialize is handled before sessions exist, and listen is 2026-07-28 only.
-        Outcome::Initialize { .. } | Outcome::Listen(_) => Ok(Err(RequestError::Internal)),
+        Outcome::Initialize { .. } | Outcome::Listen(_) => {
+            Settled::Reply(Err(RequestError::Internal))
+        }
     }
 }
 
@@ -501,11 +513,11 @@ async fn batch(post: &Post<'_>, items: Vec<Value>, fields: &mut LogFields) -> Re
                 };
                 let outcome = post.app.core.handle_request(facts, &method, &params);
                 let response = match outcome.map(|o| settle(&session, o)) {
-                    Err(e) | Ok(Ok(Err(e))) => {
+                    Err(e) | Ok(Settled::Reply(Err(e))) => {
                         jsonrpc::error_response(Some(&id), &e.to_wire(false).1)
                     }
-                    Ok(Ok(Ok(r))) => jsonrpc::result_response(&id, r),
-                    Ok(Err(pending)) => {
+                    Ok(Settled::Reply(Ok(r))) => jsonrpc::result_response(&id, r),
+                    Ok(Settled::Run(pending)) => {
                         let caps = session.client_capabilities().clone();
                         call::run_to_value(post, &id, version, pending, caps, Some(session.clone()))
                             .await

@@ -85,7 +85,7 @@ pub(super) async fn get(
         Err(e) => return request_error(&e, false, None, fields),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    if session.open_get_stream(tx.clone()).is_err() {
+    if !session.open_get_stream(tx.clone()) {
         let resp = rpc_error_response(
             StatusCode::CONFLICT,
             None,

@@ -114,68 +114,6 @@ pub fn check_method_headers(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-    use serde_json::json;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    fn params(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn accepts_matching_headers_with_padding_and_lowercase_names() {
-        let h = headers(&[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "  echo "),
-        ]);
-        assert!(check_standard(
-            &h,
-            "2026-07-28",
-            "tools/call",
-            &params(json!({"name":"echo"}))
-        )
-        .is_ok());
-    }
-
-    #[test]
-    fn rejects_case_mismatch_in_method_value() {
-        let h = headers(&[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "TOOLS/LIST"),
-        ]);
-        assert!(check_standard(&h, "2026-07-28", "tools/list", &Map::new()).is_err());
-    }
-
-    #[test]
-    fn decodes_base64_sentinel() {
-        assert_eq!(decode_value("=?base64?w6lsw6g=?=").unwrap(), "élè");
-        assert!(decode_value("=?base64?***?=").is_err());
-        assert_eq!(decode_value("plain").unwrap(), "plain");
-    }
-
-    #[test]
-    fn requires_name_for_tools_call() {
-        let h = headers(&[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-        ]);
-        let err = check_standard(&h, "2026-07-28", "tools/call", &params(json!({"name":"x"})))
-            .unwrap_err();
-        assert!(err.contains("Mcp-Name"));
-    }
-}
-
 /// Checks `Mcp-Param-{Name}` headers for tool arguments marked `"x-mcp-header": "Name"` (2026-07-28).
 /// A marked argument present in the body needs its header, with an equal decoded value
 /// (integers compared as numbers); a header without the argument is a mismatch too.
@@ -262,4 +200,66 @@ pub fn validate_param_annotations(input_schema: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use serde_json::json;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn accepts_matching_headers_with_padding_and_lowercase_names() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "  echo "),
+        ]);
+        assert!(check_standard(
+            &h,
+            "2026-07-28",
+            "tools/call",
+            &params(json!({"name":"echo"}))
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn rejects_case_mismatch_in_method_value() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "TOOLS/LIST"),
+        ]);
+        assert!(check_standard(&h, "2026-07-28", "tools/list", &Map::new()).is_err());
+    }
+
+    #[test]
+    fn decodes_base64_sentinel() {
+        assert_eq!(decode_value("=?base64?w6lsw6g=?=").unwrap(), "élè");
+        assert!(decode_value("=?base64?***?=").is_err());
+        assert_eq!(decode_value("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn requires_name_for_tools_call() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ]);
+        let err = check_standard(&h, "2026-07-28", "tools/call", &params(json!({"name":"x"})))
+            .unwrap_err();
+        assert!(err.contains("Mcp-Name"));
+    }
 }

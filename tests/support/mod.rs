@@ -71,20 +71,11 @@ impl Drop for TestServer {
 }
 
 /// Options for [`start`].
+#[derive(Default)]
 pub struct Options {
     pub required_scopes: Vec<String>,
     pub keys: Option<Arc<dyn KeyProvider>>,
     pub configure: Option<Box<dyn FnOnce(ServerBuilder) -> ServerBuilder + Send>>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            required_scopes: Vec::new(),
-            keys: None,
-            configure: None,
-        }
-    }
 }
 
 /// Starts the guide's server (whoami, sensitive-action) on 127.0.0.1:0 with the test issuer's keys.
@@ -213,10 +204,7 @@ fn parse_reply(buf: &[u8]) -> Reply {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(
             std::str::from_utf8(&data[..eol])
                 .unwrap()
