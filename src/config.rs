@@ -353,7 +353,7 @@ pub fn parse(
     let host = text("HOST").unwrap_or_else(|| if dev { "127.0.0.1" } else { "0.0.0.0" }.into());
     if dev && !crate::auth::fetch::is_loopback_host(&host) {
         return Err(ConfigError(format!(
-            "--dev binds loopback only; refusing HOST={host} (unset HOST or use 127.0.0.1)"
+            "--dev binds loopback only; refusing host {host} (from HOST or --host; use 127.0.0.1)"
         )));
     }
     let required_scopes = list("VOUCH_REQUIRED_SCOPES");

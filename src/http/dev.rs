@@ -68,22 +68,28 @@ async fn mint(dev: &DevIssuer, config: &HttpConfig, req: Request<Incoming>) -> R
     let text = |k: &str, d: &str| opts.get(k).and_then(Value::as_str).unwrap_or(d).to_owned();
     let ttl = opts
         .get("ttl_secs")
-        .and_then(Value::as_u64)
+        .and_then(Value::as_i64)
         .unwrap_or(3600)
-        .min(MAX_TTL_SECS);
+        .clamp(-(MAX_TTL_SECS as i64), MAX_TTL_SECS as i64);
     let hw = opts
         .get("hardware_verified")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let now = unix_now();
     let aud = text("aud", &config.resource_url);
+    // A negative ttl means "expired |ttl| seconds ago": iat goes back a minute further so the
+    // token is otherwise well-formed (issued before it expired).
+    let (issued, lifetime) = match u64::try_from(ttl) {
+        Ok(ttl) => (now, ttl),
+        Err(_) => (now.saturating_sub(ttl.unsigned_abs() + 60), 60),
+    };
     let mut claims = dev.claims(
         &aud,
         &text("sub", "dev-user"),
         &text("email", "dev@example.com"),
         hw,
-        now,
-        ttl,
+        issued,
+        lifetime,
     );
     if let Some(scope) = opts.get("scope").and_then(Value::as_str) {
         claims.insert("scope".into(), json!(scope));
