@@ -1,10 +1,10 @@
 //! The fixture server for the official MCP conformance suite (`scripts/conformance.sh` runs it).
 //!
 //! Built only from the public library API, with authorization switched off (the suite cannot send
-//! a token). It registers every fixture the suite calls that the library can express today, under
-//! the exact names the suite uses (see `shared/docs/conformance.md` §5 and §8.4). Fixtures that
-//! need a library feature that does not exist yet are marked `TODO(conformance)` where they would
-//! be registered, with the API they would want.
+//! a token; `dangerously_disable_auth` logs a warning). It registers every fixture the suite calls,
+//! under the exact names the suite uses (`shared/docs/conformance.md` §5 and §8.4): tools, resources,
+//! a template, prompts, completions, change triggers, server-to-client requests, multi-round-trip
+//! tools and the stream-resumption tool.
 //!
 //! ```text
 //! PORT=0 HOST=127.0.0.1 cargo run --example conformance
@@ -98,7 +98,7 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     }
 }
 
-/// Every fixture the library can express today; the TODOs mark the rest.
+/// Every fixture the suite calls.
 fn fixtures(b: ServerBuilder) -> ServerBuilder {
     let b = b
         .tool(simple_text())
@@ -121,6 +121,7 @@ fn fixtures(b: ServerBuilder) -> ServerBuilder {
         .tool(elicitation_sep1034_defaults())
         .tool(elicitation_sep1330_enums())
         .tool(missing_capability())
+        .tool(reconnection())
         .tool(trigger_change(
             "test_trigger_tool_change",
             notifier.clone(),
@@ -877,4 +878,21 @@ mod prompts {
             .description("A prompt that asks the client for context first"),
         )
     }
+}
+
+/// server-sse-polling (2025-11-25): ends the POST's SSE response mid-call; the client resumes
+/// with GET + Last-Event-ID and receives the result from the stream's replay buffer.
+fn reconnection() -> Tool {
+    Tool::new(
+        "test_reconnection",
+        "Tests SSE stream disconnection and client reconnection",
+        |ctx: RequestContext, _args| async move {
+            ctx.log(LogLevel::Info, None, json!("Before disconnect"))
+                .await;
+            ctx.close_sse_stream();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok(CallToolResult::text("Reconnection test completed"))
+        },
+    )
+    .input_schema(no_args())
 }

@@ -6,7 +6,8 @@
 //!   RFC 9728 metadata. The verifier is pure: token, keys, policy and `now` in; principal out.
 //! * [`jsonrpc`]: the JSON-RPC 2.0 envelope (pure).
 //! * [`mcp`]: the protocol core (pure): era rules, dispatch, tools, request context.
-//! * [`session`]: initialize-era sessions bound to their principal.
+//! * [`session`]: initialize-era sessions bound to their principal; [`events`]: their resumable SSE streams.
+//! * [`sse`]: SSE framing (pure).
 //! * [`http`]: the hyper shell: routing, the check order, JSON and SSE responses.
 //! * [`server`]: the builder and the accept loop (the embedding API).
 //! * [`guide`]: the guide's `whoami` and `sensitive-action` tools.
@@ -34,6 +35,7 @@
 pub mod auth;
 pub mod config;
 pub mod dev;
+pub mod events;
 pub mod guide;
 pub mod http;
 pub mod jsonrpc;
@@ -42,6 +44,7 @@ pub mod log;
 pub mod mcp;
 pub mod server;
 pub mod session;
+pub mod sse;
 
 pub use auth::{Authenticator, Principal};
 pub use mcp::context::{CancelToken, ClientRequestError, LogLevel, RequestContext};

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::Bytes;
 use ring::rand::SecureRandom;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
+use crate::events::{EventStreams, StreamHandle};
 use crate::mcp::context::{CancelToken, ClientRequests, LogLevel};
 use crate::mcp::version::Version;
 
@@ -48,7 +47,10 @@ pub struct Session {
     last_seen_ms: AtomicU64,
     /// 0 = no `logging/setLevel` yet; otherwise level index + 1.
     log_level: AtomicU8,
-    get_stream: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// The standalone (GET) stream, created by the first GET.
+    standalone: Mutex<Option<StreamHandle>>,
+    /// Every SSE stream of the session, for ids and resumption.
+    events: Arc<EventStreams>,
     in_flight: Mutex<HashMap<crate::jsonrpc::Id, CancelToken>>,
     client_requests: ClientRequests,
     subscriptions: Mutex<HashSet<String>>,
@@ -99,16 +101,27 @@ impl Session {
         self.log_level.store(level as u8 + 1, Ordering::Relaxed);
     }
 
-    /// Claims the session's single GET stream; false when one is already open (409).
-    pub fn open_get_stream(&self, tx: mpsc::Sender<Bytes>) -> bool {
-        let mut slot = self.get_stream.lock().expect("session lock poisoned");
+    /// The session's SSE streams (event ids, replay).
+    pub fn events(&self) -> &Arc<EventStreams> {
+        &self.events
+    }
+
+    /// The standalone GET stream, and whether this call created it.
+    pub fn standalone_stream(&self) -> (StreamHandle, bool) {
+        let mut slot = self.standalone.lock().expect("session lock poisoned");
         match &*slot {
-            Some(existing) if !existing.is_closed() => false,
-            _ => {
-                *slot = Some(tx);
-                true
+            Some(h) => (h.clone(), false),
+            None => {
+                let h = self.events.open(None);
+                *slot = Some(h.clone());
+                (h, true)
             }
         }
+    }
+
+    /// Streams of this revision start with a priming event and end with `retry:` (2025-11-25).
+    pub fn primes_streams(&self) -> bool {
+        self.version >= Version::V2025_11_25
     }
 
     /// Registers an in-flight request so `notifications/cancelled` can reach it.
@@ -164,10 +177,14 @@ impl Session {
 
     fn close(&self) {
         self.closed.cancel();
-        self.get_stream
+        if let Some(h) = self
+            .standalone
             .lock()
             .expect("session lock poisoned")
-            .take();
+            .take()
+        {
+            h.finish();
+        }
         for (_, t) in self
             .in_flight
             .lock()
@@ -284,7 +301,8 @@ impl SessionStore {
             client_capabilities: Arc::new(client_capabilities),
             last_seen_ms: AtomicU64::new(self.millis(now)),
             log_level: AtomicU8::new(0),
-            get_stream: Mutex::new(None),
+            standalone: Mutex::new(None),
+            events: Arc::new(EventStreams::default()),
             in_flight: Mutex::new(HashMap::new()),
             client_requests: ClientRequests::default(),
             subscriptions: Mutex::new(HashSet::new()),

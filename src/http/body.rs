@@ -55,27 +55,3 @@ impl hyper::body::Body for Body {
         }
     }
 }
-
-/// One SSE `message` event carrying a JSON value on a single `data:` line.
-pub fn sse_event(json: &serde_json::Value) -> Bytes {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(b"event: message\ndata: ");
-    // Compact serde_json output never contains a raw newline, so one data line suffices.
-    serde_json::to_writer(&mut out, json).expect("a Value serializes");
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
-}
-
-/// An SSE comment that keeps proxies from closing an idle stream.
-pub const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sse_event_is_one_data_line() {
-        let e = sse_event(&serde_json::json!({"a":"x\ny"}));
-        assert_eq!(&e[..], b"event: message\ndata: {\"a\":\"x\\ny\"}\n\n");
-    }
-}

@@ -11,16 +11,17 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::body::{sse_event, SSE_KEEPALIVE};
 use super::post::{with_session_header, Post};
 use super::{json_value, App, Body, LogFields};
 use crate::auth::Principal;
+use crate::events::StreamHandle;
 use crate::jsonrpc::{self, Id};
 use crate::log;
 use crate::mcp::context::{CancelOnDrop, CancelToken, RequestContext};
 use crate::mcp::version::Version;
 use crate::mcp::{HandlerOutput, Pending, RequestError, RequestFacts};
 use crate::session::Session;
+use crate::sse;
 
 /// Room for handler messages not yet written to the client; a slow client slows the handler.
 const OUTBOX_CAPACITY: usize = 32;
@@ -48,6 +49,8 @@ struct Running {
     caps: Arc<Value>,
     handle: JoinHandle<HandlerOutput>,
     cancel: CancelToken,
+    /// Fired by the handler's `close_sse_stream()`.
+    close: CancelToken,
     _tracked: Tracked,
 }
 
@@ -73,6 +76,7 @@ impl Running {
             .with_outbox(outbox)
             .with_reporting(pending.progress_token.clone(), log_level)
             .with_client_requests(session.map(|s| s.client_requests().clone()));
+        let close = ctx.close_stream_signal().clone();
         let handle = tokio::spawn(pending.start(ctx));
         Self {
             app: post.app.clone(),
@@ -83,6 +87,7 @@ impl Running {
             caps,
             handle,
             cancel,
+            close,
             _tracked: tracked,
         }
     }
@@ -149,6 +154,7 @@ pub(super) async fn run_to_value(
 
 enum First {
     Message(Value),
+    Close,
     Done(Joined),
     Silent,
 }
@@ -180,14 +186,20 @@ pub(super) async fn run(
     let first = match rx.as_mut() {
         None => First::Silent,
         // Messages win ties: if the handler spoke at all, the client sees it.
-        Some(rx) => tokio::select! {
-            biased;
-            msg = rx.recv() => msg.map_or(First::Silent, First::Message),
-            joined = &mut running.handle => First::Done(joined),
-        },
+        Some(rx) => {
+            let close = running.close.clone();
+            tokio::select! {
+                biased;
+                msg = rx.recv() => msg.map_or(First::Silent, First::Message),
+                joined = &mut running.handle => First::Done(joined),
+                // Asking to close the stream needs a stream: a session's call switches to SSE.
+                _ = close.cancelled(), if session.is_some() => First::Close,
+            }
+        }
     };
     let first = match first {
-        First::Message(m) => m,
+        First::Message(m) => Some(m),
+        First::Close => None,
         First::Done(joined) => {
             return finish_json(&running, joined, &mut on_drop, session.as_ref())
         }
@@ -198,11 +210,18 @@ pub(super) async fn run(
     };
     on_drop.0 = None;
     // The handler spoke before finishing: switch to SSE, its messages first, then the result.
+    // In a session the stream is recorded, so a client that loses it can resume it.
     let (btx, brx) = mpsc::channel::<Bytes>(OUTBOX_CAPACITY);
-    let _ = btx.try_send(sse_event(&first));
+    let sink = match &session {
+        Some(s) => Sink::Logged {
+            stream: s.events().open(Some(btx)),
+            prime: s.primes_streams(),
+        },
+        None => Sink::Direct(btx),
+    };
     let keepalive = post.app.config.sse_keepalive;
     let rx = rx.expect("a first message came from the outbox");
-    tokio::spawn(forward(running, rx, btx, keepalive));
+    tokio::spawn(forward(running, first, rx, sink, keepalive));
     let mut resp = Response::new(Body::Stream(brx));
     let h = resp.headers_mut();
     h.insert(
@@ -235,45 +254,106 @@ fn finish_json(
     }
 }
 
-/// Copies handler messages to the SSE body until the result is written or the client leaves.
+/// Where a call's SSE events go.
+enum Sink {
+    /// 2026-07-28: straight to the response; a closed response is a cancellation.
+    Direct(mpsc::Sender<Bytes>),
+    /// Initialize era: through the session's event log (ids, replay on resume).
+    Logged { stream: StreamHandle, prime: bool },
+}
+
+impl Sink {
+    /// Sends an event; false when the client is gone and nothing is recorded for it.
+    async fn send(&self, json: &Value) -> bool {
+        match self {
+            Self::Direct(tx) => tx.send(sse::event(None, json)).await.is_ok(),
+            Self::Logged { stream, .. } => {
+                // Recorded even with no connection attached, so a resumed stream gets it.
+                stream.send(json).await;
+                true
+            }
+        }
+    }
+
+    async fn keepalive(&self) -> bool {
+        let frame = Bytes::from_static(sse::KEEPALIVE);
+        match self {
+            Self::Direct(tx) => tx.send(frame).await.is_ok(),
+            Self::Logged { stream, .. } => {
+                stream.deliver(frame).await;
+                true
+            }
+        }
+    }
+
+    /// Completes when a direct response was closed by the client (never for logged streams).
+    async fn closed(&self) {
+        match self {
+            Self::Direct(tx) => tx.closed().await,
+            Self::Logged { .. } => std::future::pending().await,
+        }
+    }
+}
+
+/// How long a client should wait before resuming a stream the server closed.
+const RETRY_MS: u64 = 100;
+
+/// Copies handler messages to the SSE stream until the result is written (or, at 2026-07-28,
+/// the client leaves, which cancels the call).
 async fn forward(
     mut running: Running,
+    first: Option<Value>,
     mut rx: mpsc::Receiver<Value>,
-    btx: mpsc::Sender<Bytes>,
+    sink: Sink,
     keepalive: Duration,
 ) {
     let modern = running.version.is_modern();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     let mut outbox_open = true;
     let shutdown = running.app.shutdown.clone();
-    loop {
+    let close = running.close.clone();
+    // Closing a 2026-07-28 response would cancel the call, so only logged streams honour it.
+    let mut close_served = matches!(sink, Sink::Direct(_));
+    if let Sink::Logged {
+        stream,
+        prime: true,
+    } = &sink
+    {
+        stream.prime().await;
+    }
+    let mut gone = match &first {
+        Some(m) => !sink.send(m).await,
+        None => false,
+    };
+    while !gone {
         tokio::select! {
             biased;
             msg = rx.recv(), if outbox_open => match msg {
-                Some(m) => {
-                    if btx.send(sse_event(&m)).await.is_err() {
-                        break;
-                    }
-                }
+                Some(m) => gone = !sink.send(&m).await,
                 None => outbox_open = false,
             },
             joined = &mut running.handle => {
                 // Messages sent just before the handler returned still go first.
                 while let Ok(m) = rx.try_recv() {
-                    let _ = btx.send(sse_event(&m)).await;
+                    sink.send(&m).await;
                 }
                 // The stream already answered 200; an error travels as the JSON-RPC error alone.
                 let (_, response) = running.response(joined);
-                let _ = btx.send(sse_event(&response)).await;
+                sink.send(&response).await;
+                if let Sink::Logged { stream, .. } = &sink {
+                    stream.finish();
+                }
                 return;
             }
-            _ = btx.closed() => break,
-            _ = shutdown.cancelled(), if !running.cancel.is_cancelled() => running.cancel.cancel(),
-            _ = tick.tick() => {
-                if btx.send(Bytes::from_static(SSE_KEEPALIVE)).await.is_err() {
-                    break;
+            _ = sink.closed() => gone = true,
+            _ = close.cancelled(), if !close_served => {
+                close_served = true;
+                if let Sink::Logged { stream, .. } = &sink {
+                    stream.detach(RETRY_MS).await;
                 }
             }
+            _ = shutdown.cancelled(), if !running.cancel.is_cancelled() => running.cancel.cancel(),
+            _ = tick.tick() => gone = !sink.keepalive().await,
         }
     }
     // The client went away before the result.

@@ -9,20 +9,20 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
-use super::body::SSE_KEEPALIVE;
 use super::checks::Accept;
 use super::post::{find_session, owner, with_session_header};
 use super::{empty, request_error, rpc_error_response, App, Body, LogFields};
 use serde_json::{json, Value};
 
-use super::body::sse_event;
 use super::post::Post;
+use crate::events::{StreamHandle, RESUME_CHANNEL};
 use crate::jsonrpc::{self, ErrorCode, ErrorObject, Id};
 use crate::mcp::headers::{self as mcp_headers, PROTOCOL_VERSION, SESSION_ID};
 use crate::mcp::notify::Change;
 use crate::mcp::version::Version;
 use crate::mcp::{ListenFilter, RequestError, META_SUBSCRIPTION_ID};
 use crate::session::Session;
+use crate::sse::{self, KEEPALIVE as SSE_KEEPALIVE};
 
 fn says_modern(req: &Request<Incoming>) -> bool {
     req.headers()
@@ -84,8 +84,26 @@ pub(super) async fn get(
         Ok(s) => s,
         Err(e) => return request_error(&e, false, None, fields),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    if !session.open_get_stream(tx.clone()) {
+    // Resumption (D10): replay what the named stream sent after that event, then go on live.
+    if let Some(last) = parts.headers.get("last-event-id") {
+        let (tx, rx) = mpsc::channel::<Bytes>(RESUME_CHANNEL);
+        let last = last.to_str().unwrap_or("");
+        if session.events().resume(last, tx).is_err() {
+            let resp = rpc_error_response(
+                StatusCode::NOT_FOUND,
+                None,
+                &ErrorObject::new(
+                    ErrorCode::INVALID_REQUEST,
+                    "Not Found: no event stream to resume for that Last-Event-ID",
+                ),
+            );
+            return with_session_header(resp, &session);
+        }
+        fields.detail = Some(format!("resume {last}"));
+        return sse_response(rx, &session);
+    }
+    let (stream, created) = session.standalone_stream();
+    if stream.is_live() {
         let resp = rpc_error_response(
             StatusCode::CONFLICT,
             None,
@@ -96,19 +114,23 @@ pub(super) async fn get(
         );
         return with_session_header(resp, &session);
     }
-    tokio::spawn(session_stream(app.clone(), session.clone(), tx));
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    stream.attach(tx);
+    if session.primes_streams() {
+        stream
+            .deliver(sse::priming(&format!("{}-0", stream.id())))
+            .await;
+    }
+    if created {
+        tokio::spawn(session_stream(app.clone(), session.clone(), stream));
+    }
+    sse_response(rx, &session)
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>, session: &Session) -> Response<Body> {
     let mut resp = Response::new(Body::Stream(rx));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    with_session_header(resp, &session)
+    sse_headers(&mut resp);
+    with_session_header(resp, session)
 }
 
 pub(super) async fn delete(
@@ -151,9 +173,9 @@ fn sse_headers(resp: &mut Response<Body>) {
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
 
-/// Feeds a session's GET stream: change notifications it may receive, and keep-alives. The
-/// keep-alives also detect a client that left: the first failed send ends the task and frees the slot.
-async fn session_stream(app: Arc<App>, session: Arc<Session>, tx: mpsc::Sender<Bytes>) {
+/// Feeds a session's standalone stream for as long as the session lives: change notifications it
+/// may receive (recorded, so a reconnecting client can resume), and keep-alives to whoever is attached.
+async fn session_stream(app: Arc<App>, session: Arc<Session>, stream: StreamHandle) {
     let keepalive = app.config.sse_keepalive;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     let mut changes = app.notifier.subscribe();
@@ -161,8 +183,10 @@ async fn session_stream(app: Arc<App>, session: Arc<Session>, tx: mpsc::Sender<B
     let closed = session.closed().clone();
     let shutdown = app.shutdown.clone();
     loop {
-        let frame = tokio::select! {
-            _ = tick.tick() => Bytes::from_static(SSE_KEEPALIVE),
+        tokio::select! {
+            _ = tick.tick() => {
+                stream.deliver(Bytes::from_static(SSE_KEEPALIVE)).await;
+            }
             change = changes.recv() => {
                 let Ok(change) = change else { continue };
                 let wanted = match &change {
@@ -171,23 +195,19 @@ async fn session_stream(app: Arc<App>, session: Arc<Session>, tx: mpsc::Sender<B
                     Change::Resources => advertised.resources,
                     Change::ResourceUpdated(uri) => session.is_subscribed(uri),
                 };
-                if !wanted {
-                    continue;
+                if wanted {
+                    let params = match &change {
+                        Change::ResourceUpdated(uri) => json!({"uri": uri}),
+                        _ => json!({}),
+                    };
+                    stream.send(&jsonrpc::notification(change.method(), params)).await;
                 }
-                let params = match &change {
-                    Change::ResourceUpdated(uri) => json!({"uri": uri}),
-                    _ => json!({}),
-                };
-                sse_event(&jsonrpc::notification(change.method(), params))
             }
-            _ = tx.closed() => return,
-            _ = closed.cancelled() => return,
-            _ = shutdown.cancelled() => return,
-        };
-        if tx.send(frame).await.is_err() {
-            return;
+            _ = closed.cancelled() => break,
+            _ = shutdown.cancelled() => break,
         }
     }
+    stream.finish();
 }
 
 /// 2026-07-28 `subscriptions/listen`: an SSE stream that opens with an acknowledgement and then
@@ -199,7 +219,7 @@ pub(super) fn listen(post: &Post<'_>, id: Id, filter: ListenFilter) -> Response<
         "notifications/subscriptions/acknowledged",
         json!({"notifications": filter.to_value(), "_meta": {META_SUBSCRIPTION_ID: sub_id}}),
     );
-    let _ = tx.try_send(sse_event(&ack));
+    let _ = tx.try_send(sse::event(None, &ack));
     let app = post.app.clone();
     tokio::spawn(async move {
         let keepalive = app.config.sse_keepalive;
@@ -218,13 +238,13 @@ pub(super) fn listen(post: &Post<'_>, id: Id, filter: ListenFilter) -> Response<
                     if let Change::ResourceUpdated(uri) = &change {
                         params["uri"] = Value::String(uri.clone());
                     }
-                    sse_event(&jsonrpc::notification(change.method(), params))
+                    sse::event(None, &jsonrpc::notification(change.method(), params))
                 }
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => {
                     // A graceful end: the final result names the subscription, then the stream closes.
                     let done = jsonrpc::result_response(&id, json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: sub_id}}));
-                    let _ = tx.send(sse_event(&done)).await;
+                    let _ = tx.send(sse::event(None, &done)).await;
                     return;
                 }
             };

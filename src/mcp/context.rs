@@ -220,6 +220,7 @@ pub struct RequestContext {
     input_responses: Option<Map<String, Value>>,
     request_state: Option<String>,
     client_requests: Option<ClientRequests>,
+    close_stream: CancelToken,
 }
 
 impl RequestContext {
@@ -269,6 +270,19 @@ impl RequestContext {
     pub fn with_client_requests(mut self, table: Option<ClientRequests>) -> Self {
         self.client_requests = table;
         self
+    }
+
+    /// Fired by [`RequestContext::close_sse_stream`]; the transport watches it.
+    pub fn close_stream_signal(&self) -> &CancelToken {
+        &self.close_stream
+    }
+
+    /// Initialize era (2025-11-25 streams): ends this call's SSE response now, with a `retry:`
+    /// hint, while the call goes on; the client reconnects with `GET` + `Last-Event-ID` and
+    /// receives the rest, result included. Elsewhere it has no effect (at 2026-07-28 closing the
+    /// response would mean cancellation).
+    pub fn close_sse_stream(&self) {
+        self.close_stream.cancel();
     }
 
     /// 2026-07-28: the answers to an earlier `input_required` result, by key.
