@@ -397,7 +397,7 @@ async fn ready_cache(fetcher: HttpFetcher, policy: RefreshPolicy) -> JwksCache {
     cache
 }
 
-fn unknown_kid(r: Result<vouch_mcp::Principal, AuthError>) -> bool {
+fn unknown_kid(r: Result<std::sync::Arc<vouch_mcp::Principal>, AuthError>) -> bool {
     matches!(r, Err(AuthError::InvalidToken(JwtError::UnknownKid)))
 }
 

@@ -1399,7 +1399,10 @@ fn headers(values: &[&[u8]]) -> HeaderMap {
     h
 }
 
-async fn authenticate(required: &[&str], values: &[&[u8]]) -> Result<Principal, AuthError> {
+async fn authenticate(
+    required: &[&str],
+    values: &[&[u8]],
+) -> Result<std::sync::Arc<Principal>, AuthError> {
     authenticator(required)
         .authenticate(&headers(values), NOW)
         .await
@@ -1566,4 +1569,49 @@ async fn check_scopes_names_server_and_operation_scopes_once_each() {
             required: vec!["mcp:read".into(), "files:write".into()]
         })
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verification cache must never outlive what it cached.
+
+#[tokio::test]
+async fn cached_verification_still_expires() {
+    let auth = authenticator(&[]);
+    let t = good();
+    assert!(auth.verify_token(&t, NOW).await.is_ok());
+    // Second call inside the window is served from the cache...
+    assert!(auth.verify_token(&t, NOW + 600 + LEEWAY - 1).await.is_ok());
+    // ...and past exp + leeway it is expired, cached or not.
+    assert_eq!(
+        auth.verify_token(&t, NOW + 600 + LEEWAY).await.unwrap_err(),
+        AuthError::InvalidToken(JwtError::Expired)
+    );
+}
+
+#[tokio::test]
+async fn cached_verification_respects_nbf() {
+    let auth = authenticator(&[]);
+    let t = token(&header(), &set(claims(), "nbf", json!(NOW + 2 * LEEWAY)));
+    // Valid once nbf - leeway is reached; before that, not even a cache hit is served.
+    assert!(auth.verify_token(&t, NOW + LEEWAY).await.is_ok());
+    assert_eq!(
+        auth.verify_token(&t, NOW).await.unwrap_err(),
+        AuthError::InvalidToken(JwtError::NotYetValid)
+    );
+}
+
+#[tokio::test]
+async fn failures_are_not_cached_and_a_tampered_twin_is_not_a_hit() {
+    let auth = authenticator(&[]);
+    let t = good();
+    assert!(auth.verify_token(&t, NOW).await.is_ok());
+    let mut sig = sig_of(&t);
+    sig[40] ^= 1;
+    let forged = with_sig(&t, &sig);
+    for _ in 0..2 {
+        assert_eq!(
+            auth.verify_token(&forged, NOW).await.unwrap_err(),
+            AuthError::InvalidToken(JwtError::SignatureInvalid)
+        );
+    }
 }

@@ -6,8 +6,10 @@
 //! * [`keys`]: key providers: a fixed set, or the cached JWKS fetched by [`fetch`].
 //! * [`bearer`] and [`challenge`]: RFC 6750 on the way in and on the way out.
 //! * [`metadata`]: the RFC 9728 document.
+//! * [`cache`]: successful verifications, reused while they provably still hold.
 
 pub mod bearer;
+pub mod cache;
 pub mod challenge;
 pub mod fetch;
 pub mod jwks;
@@ -31,6 +33,7 @@ pub struct Authenticator {
     policy: Policy,
     keys: Arc<dyn KeyProvider>,
     required_scopes: Vec<String>,
+    verified: cache::VerifiedCache,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -49,6 +52,7 @@ impl Authenticator {
             policy,
             keys,
             required_scopes,
+            verified: cache::VerifiedCache::default(),
         }
     }
 
@@ -67,7 +71,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         now: u64,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let token = match bearer::extract(headers).map_err(AuthError::InvalidRequest)? {
             Credentials::Absent => return Err(AuthError::NoCredentials),
             Credentials::MalformedBearer => return Err(AuthError::MalformedBearer),
@@ -79,21 +83,30 @@ impl Authenticator {
     }
 
     /// Verifies a bare token, refetching the key set once (rate-limited) for an unknown `kid`.
-    pub async fn verify_token(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+    /// A token verified before against the same key set is not checked again, only its times.
+    pub async fn verify_token(&self, token: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
         let unverified = jwt::parse(token, &self.policy)?;
         let keys = self
             .keys
             .current()
             .map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?;
-        match unverified.verify(&keys, &self.policy, now) {
+        let key = cache::token_key(token);
+        if let Some(p) = self.verified.get(&key, &keys, now) {
+            return Ok(p);
+        }
+        let (principal, keys) = match unverified.verify(&keys, &self.policy, now) {
             Err(JwtError::UnknownKid) => {
                 let Some(fresh) = self.keys.refresh_for_unknown_kid(&keys).await else {
                     return Err(JwtError::UnknownKid.into());
                 };
-                Ok(unverified.verify(&fresh, &self.policy, now)?)
+                (unverified.verify(&fresh, &self.policy, now)?, fresh)
             }
-            other => Ok(other?),
-        }
+            other => (other?, keys),
+        };
+        let principal = Arc::new(principal);
+        self.verified
+            .insert(key, principal.clone(), keys, self.policy.leeway_secs, now);
+        Ok(principal)
     }
 
     /// Checks the server-wide scopes plus `extra` (e.g. a tool's own); a 403 names all of them.

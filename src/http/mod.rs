@@ -270,7 +270,7 @@ impl App {
         match authenticator.authenticate(headers, unix_now()).await {
             Ok(p) => {
                 fields.sub = p.subject.clone();
-                Ok(Arc::new(p))
+                Ok(p)
             }
             Err(e) => {
                 fields.detail = Some(e.to_string());
