@@ -5,6 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::Response;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
@@ -54,4 +56,21 @@ impl hyper::body::Body for Body {
             Self::Stream(_) => SizeHint::default(),
         }
     }
+}
+
+/// A `200 text/event-stream` response fed by `rx`, with the headers that keep proxies from
+/// buffering or caching it.
+pub fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Body::Stream(rx));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
 }

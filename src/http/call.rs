@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -222,17 +221,7 @@ pub(super) async fn run(
     let keepalive = post.app.config.sse_keepalive;
     let rx = rx.expect("a first message came from the outbox");
     tokio::spawn(forward(running, first, rx, sink, keepalive));
-    let mut resp = Response::new(Body::Stream(brx));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let resp = super::body::sse_response(brx);
     match &session {
         Some(s) => with_session_header(resp, s),
         None => resp,

@@ -128,9 +128,7 @@ pub(super) async fn get(
 }
 
 fn sse_response(rx: mpsc::Receiver<Bytes>, session: &Session) -> Response<Body> {
-    let mut resp = Response::new(Body::Stream(rx));
-    sse_headers(&mut resp);
-    with_session_header(resp, session)
+    with_session_header(super::body::sse_response(rx), session)
 }
 
 pub(super) async fn delete(
@@ -158,19 +156,6 @@ pub(super) async fn delete(
     } else {
         request_error(&RequestError::SessionNotFound, false, None, fields)
     }
-}
-
-fn sse_headers(resp: &mut Response<Body>) {
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
 
 /// Feeds a session's standalone stream for as long as the session lives: change notifications it
@@ -253,7 +238,5 @@ pub(super) fn listen(post: &Post<'_>, id: Id, filter: ListenFilter) -> Response<
             }
         }
     });
-    let mut resp = Response::new(Body::Stream(rx));
-    sse_headers(&mut resp);
-    resp
+    super::body::sse_response(rx)
 }

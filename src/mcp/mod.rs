@@ -493,22 +493,11 @@ impl Core {
         facts: RequestFacts<'_>,
         params: &Map<String, Value>,
     ) -> Result<Outcome, RequestError> {
-        let name = params.get("name").and_then(Value::as_str).ok_or_else(|| {
-            RequestError::InvalidParams("params.name must be a string".into(), None)
-        })?;
+        let name = string_param(params, "name")?;
         let tool = self
             .tool(name)
             .ok_or_else(|| RequestError::InvalidParams(format!("unknown tool: {name}"), None))?;
-        let arguments = match params.get("arguments") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(a)) => a.clone(),
-            Some(_) => {
-                return Err(RequestError::InvalidParams(
-                    "params.arguments must be an object".into(),
-                    None,
-                ))
-            }
-        };
+        let arguments = arguments(params)?;
         if let Err(why) = schema::validate(tool.schema(), &Value::Object(arguments.clone())) {
             // Input-validation failures are tool errors the model can correct (SEP-1303), not protocol errors.
             let result = CallToolResult::error(format!("Invalid arguments: {why}"));
@@ -528,24 +517,13 @@ impl Core {
         facts: RequestFacts<'_>,
         params: &Map<String, Value>,
     ) -> Result<Outcome, RequestError> {
-        let name = params.get("name").and_then(Value::as_str).ok_or_else(|| {
-            RequestError::InvalidParams("params.name must be a string".into(), None)
-        })?;
+        let name = string_param(params, "name")?;
         let prompt = self
             .prompts
             .iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| RequestError::InvalidParams(format!("unknown prompt: {name}"), None))?;
-        let arguments = match params.get("arguments") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(a)) => a.clone(),
-            Some(_) => {
-                return Err(RequestError::InvalidParams(
-                    "params.arguments must be an object".into(),
-                    None,
-                ))
-            }
-        };
+        let arguments = arguments(params)?;
         prompt
             .validate(&arguments)
             .map_err(|why| RequestError::InvalidParams(why, None))?;
@@ -562,9 +540,7 @@ impl Core {
         facts: RequestFacts<'_>,
         params: &Map<String, Value>,
     ) -> Result<Outcome, RequestError> {
-        let uri = params.get("uri").and_then(Value::as_str).ok_or_else(|| {
-            RequestError::InvalidParams("params.uri must be a string".into(), None)
-        })?;
+        let uri = string_param(params, "uri")?;
         if let Some(r) = self.resources.iter().find(|r| r.uri() == uri) {
             return self.pending(facts, "resources/read", params, Target::Resource(r.clone()));
         }
@@ -767,6 +743,26 @@ impl Core {
         self.resources
             .iter()
             .any(|r| r.uri() == uri && r.is_subscribable())
+    }
+}
+
+/// A required string member of `params`.
+fn string_param<'p>(params: &'p Map<String, Value>, name: &str) -> Result<&'p str, RequestError> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RequestError::InvalidParams(format!("params.{name} must be a string"), None))
+}
+
+/// `params.arguments`: absent or null is empty; anything but an object is invalid.
+fn arguments(params: &Map<String, Value>) -> Result<Map<String, Value>, RequestError> {
+    match params.get("arguments") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(a)) => Ok(a.clone()),
+        Some(_) => Err(RequestError::InvalidParams(
+            "params.arguments must be an object".into(),
+            None,
+        )),
     }
 }
 
