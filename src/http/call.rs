@@ -326,9 +326,13 @@ async fn forward(
                 while let Ok(m) = rx.try_recv() {
                     sink.send(&m).await;
                 }
-                // The stream already answered 200; an error travels as the JSON-RPC error alone.
-                let (_, response) = running.response(joined);
-                sink.send(&response).await;
+                // A cancelled request gets no response (initialize era, spec 2025-11-25
+                // utilities/cancellation); otherwise the stream already answered 200 and an
+                // error travels as the JSON-RPC error alone.
+                if modern || !running.cancel.is_cancelled() {
+                    let (_, response) = running.response(joined);
+                    sink.send(&response).await;
+                }
                 if let Sink::Logged { stream, .. } = &sink {
                     stream.finish();
                 }

@@ -215,7 +215,12 @@ async fn modern_message(
             .get("name")
             .and_then(Value::as_str)
             .and_then(|n| post.app.core.tool(n));
-        let args = params.get("arguments").and_then(Value::as_object);
+        // No arguments means none is present: a stray Mcp-Param header is then a mismatch.
+        let no_args = serde_json::Map::new();
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => Some(&no_args),
+            Some(v) => v.as_object(),
+        };
         if let (Some(tool), Some(args)) = (tool, args) {
             if let Err(why) =
                 mcp_headers::check_param_headers(&post.parts.headers, tool.schema(), args)

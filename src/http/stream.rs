@@ -122,7 +122,14 @@ pub(super) async fn get(
             .await;
     }
     if created {
-        tokio::spawn(session_stream(app.clone(), session.clone(), stream));
+        // Subscribed before the response goes out, so no change announced after it is missed.
+        let changes = app.notifier.subscribe();
+        tokio::spawn(session_stream(
+            app.clone(),
+            session.clone(),
+            stream,
+            changes,
+        ));
     }
     sse_response(rx, &session)
 }
@@ -160,10 +167,14 @@ pub(super) async fn delete(
 
 /// Feeds a session's standalone stream for as long as the session lives: change notifications it
 /// may receive (recorded, so a reconnecting client can resume), and keep-alives to whoever is attached.
-async fn session_stream(app: Arc<App>, session: Arc<Session>, stream: StreamHandle) {
+async fn session_stream(
+    app: Arc<App>,
+    session: Arc<Session>,
+    stream: StreamHandle,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+) {
     let keepalive = app.config.sse_keepalive;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    let mut changes = app.notifier.subscribe();
     let advertised = app.core.list_changed();
     let closed = session.closed().clone();
     let shutdown = app.shutdown.clone();
@@ -206,10 +217,11 @@ pub(super) fn listen(post: &Post<'_>, id: Id, filter: ListenFilter) -> Response<
     );
     let _ = tx.try_send(sse::event(None, &ack));
     let app = post.app.clone();
+    // Subscribed before the acknowledgement can reach the client: nothing after it is missed.
+    let mut changes = app.notifier.subscribe();
     tokio::spawn(async move {
         let keepalive = app.config.sse_keepalive;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        let mut changes = app.notifier.subscribe();
         let shutdown = app.shutdown.clone();
         loop {
             let frame = tokio::select! {

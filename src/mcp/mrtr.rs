@@ -54,7 +54,8 @@ impl InputRequired {
         self.request(key, "roots/list", json!({}))
     }
 
-    /// Carries handler state to the next round (sealed by the server).
+    /// Carries handler state to the next round. The server seals it against tampering, but it is
+    /// signed, not encrypted: the client can read it, so it must hold no secrets.
     pub fn state(mut self, state: impl Into<String>) -> Self {
         self.request_state = Some(state.into());
         self
