@@ -438,18 +438,20 @@ impl Server {
         log::info(format_args!(
             "shutting down: no new connections; ending streams"
         ));
+        // Streams (GET, subscriptions/listen, keep-alives) end now; calls in flight may finish.
         self.app.shutdown.cancel();
-        self.app.sessions.close_all();
         sweeper.abort();
         if tokio::time::timeout(self.shutdown_grace, graceful.shutdown())
             .await
             .is_err()
         {
             log::warn(format_args!(
-                "shutdown grace of {} s ran out with requests still in flight",
+                "shutdown grace of {} s ran out with requests still in flight; cancelling them",
                 self.shutdown_grace.as_secs()
             ));
         }
+        // Past the grace period: cancel what is left and free every session.
+        self.app.sessions.close_all();
         Ok(())
     }
 

@@ -91,16 +91,10 @@ impl Running {
         }
     }
 
-    /// Waits for the handler; server shutdown fires its cancellation but still waits for its answer.
+    /// Waits for the handler. Server shutdown lets it finish within the grace period; only
+    /// when that runs out are the remaining calls cancelled (see `Server::serve`).
     async fn join(&mut self) -> Joined {
-        let shutdown = self.app.shutdown.clone();
-        tokio::select! {
-            joined = &mut self.handle => joined,
-            _ = shutdown.cancelled() => {
-                self.cancel.cancel();
-                (&mut self.handle).await
-            }
-        }
+        (&mut self.handle).await
     }
 
     /// The JSON-RPC response for the finished handler (a panic becomes -32603 and a log line),
@@ -299,7 +293,6 @@ async fn forward(
     let modern = running.version.is_modern();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     let mut outbox_open = true;
-    let shutdown = running.app.shutdown.clone();
     let close = running.close.clone();
     // Closing a 2026-07-28 response would cancel the call, so only logged streams honour it.
     let mut close_served = matches!(sink, Sink::Direct(_));
@@ -345,7 +338,6 @@ async fn forward(
                     stream.detach(RETRY_MS).await;
                 }
             }
-            _ = shutdown.cancelled(), if !running.cancel.is_cancelled() => running.cancel.cancel(),
             _ = tick.tick() => gone = !sink.keepalive().await,
         }
     }
