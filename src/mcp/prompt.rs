@@ -48,6 +48,7 @@ pub struct Prompt {
     arguments: Vec<PromptArgument>,
     handler: Arc<Handler>,
     completer: Option<Completer>,
+    extra: Map<String, Value>,
 }
 
 impl fmt::Debug for Prompt {
@@ -72,6 +73,7 @@ impl Prompt {
             arguments: Vec::new(),
             handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
             completer: None,
+            extra: Map::new(),
         }
     }
 
@@ -99,6 +101,12 @@ impl Prompt {
             description: description.map(str::to_owned),
             required,
         });
+        self
+    }
+
+    /// Any other member of the listed definition (`icons`, `_meta`).
+    pub fn field(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
         self
     }
 
@@ -148,6 +156,9 @@ impl Prompt {
         }
         if let Some(d) = &self.description {
             m.insert("description".into(), json!(d));
+        }
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
         }
         if !self.arguments.is_empty() {
             let args: Vec<Value> = self

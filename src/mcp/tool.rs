@@ -56,6 +56,7 @@ pub struct Tool {
     output_schema: Option<Value>,
     annotations: Option<ToolAnnotations>,
     required_scopes: Vec<String>,
+    extra: Map<String, Value>,
     handler: Arc<Handler>,
 }
 
@@ -83,6 +84,7 @@ impl Tool {
             output_schema: None,
             annotations: None,
             required_scopes: Vec::new(),
+            extra: Map::new(),
             handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
         }
     }
@@ -108,6 +110,17 @@ impl Tool {
     /// Behaviour hints.
     pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
         self.annotations = Some(annotations);
+        self
+    }
+
+    /// Icons for clients to show (`[{"src": ..., "mimeType": ..., "sizes": [...]}]`, 2025-11-25+).
+    pub fn icons(self, icons: Value) -> Self {
+        self.field("icons", icons)
+    }
+
+    /// Any other member of the listed definition (`_meta`, `execution`, ...).
+    pub fn field(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
         self
     }
 
@@ -161,6 +174,9 @@ impl Tool {
         m.insert("inputSchema".into(), self.input_schema.clone());
         if let Some(o) = &self.output_schema {
             m.insert("outputSchema".into(), o.clone());
+        }
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
         }
         if let Some(a) = &self.annotations {
             let mut a = a.to_value();
@@ -339,4 +355,51 @@ pub fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_carries_title_annotations_icons_and_schemas() {
+        let t = Tool::new("t", "d", |_ctx, _args| async {
+            Ok(CallToolResult::text("x"))
+        })
+        .title("T")
+        .icons(json!([{"src": "https://example.com/i.png", "mimeType": "image/png"}]))
+        .output_schema(json!({"type": "object"}))
+        .annotations(ToolAnnotations {
+            read_only: Some(true),
+            ..Default::default()
+        });
+        let d = t.definition();
+        assert_eq!(d["icons"][0]["mimeType"], "image/png");
+        assert_eq!(
+            d["annotations"],
+            json!({"readOnlyHint": true, "title": "T"})
+        );
+        assert_eq!(
+            d["inputSchema"],
+            json!({"type": "object", "additionalProperties": false})
+        );
+        assert_eq!(d["outputSchema"], json!({"type": "object"}));
+    }
+
+    #[test]
+    fn non_object_structured_content_is_kept_only_where_allowed() {
+        let mut r = CallToolResult::text("[1]");
+        r.structured_content = Some(json!([1]));
+        assert!(r.to_value(false).get("structuredContent").is_none());
+        assert_eq!(r.to_value(true)["structuredContent"], json!([1]));
+    }
+
+    #[test]
+    fn names_follow_the_client_rules() {
+        assert!(is_valid_name("sensitive-action"));
+        assert!(is_valid_name("a.b_c-1"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("has space"));
+        assert!(!is_valid_name(&"x".repeat(65)));
+    }
 }
