@@ -488,6 +488,22 @@ mod tests {
     }
 
     #[test]
+    fn leeway_and_typ_settings_parse_and_name_their_variable() {
+        let c = run(&["--leeway-secs", "5", "--require-at-jwt"], &[]).unwrap();
+        assert_eq!((c.leeway_secs, c.require_at_jwt), (5, true));
+        assert!(run(&[], &[("VOUCH_LEEWAY_SECS", "-1")])
+            .unwrap_err()
+            .0
+            .contains("VOUCH_LEEWAY_SECS"));
+        assert!(run(&[], &[("VOUCH_ISSUER", "us.vouch.sh")])
+            .unwrap_err()
+            .0
+            .contains("VOUCH_ISSUER"));
+        let c = run(&[], &[("VOUCH_AUDIENCE", "a,b c")]).unwrap();
+        assert_eq!(c.audiences.unwrap(), ["a", "b", "c"]);
+    }
+
+    #[test]
     fn boolean_flags_take_no_value() {
         let c = run(&["--insecure-skip-audience", "--port", "1"], &[]).unwrap();
         assert!(c.skip_audience);

@@ -28,6 +28,8 @@ pub struct Launched {
     pub dev: Option<Arc<DevIssuer>>,
     /// The key cache (tests watch its fetch count).
     pub keys: JwksCache,
+    /// The verification policy in force.
+    pub policy: Policy,
 }
 
 /// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
@@ -78,7 +80,7 @@ pub fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
         policy.typ = TypPolicy::RequireAtJwt;
     }
     let authenticator = Authenticator::new(
-        policy,
+        policy.clone(),
         Arc::new(keys.clone()),
         config.required_scopes.clone(),
     );
@@ -109,5 +111,81 @@ pub fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
         jwks_url,
         dev,
         keys,
+        policy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Command};
+
+    fn config(env: &[(&str, &str)]) -> Config {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match config::parse(&[], &move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+        {
+            Command::Run(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn default_jwks_url_is_the_guides() {
+        let l = launch(&config(&[("VOUCH_ISSUER", "https://issuer.example")]), 3000).unwrap();
+        assert_eq!(l.jwks_url, "https://issuer.example/oauth/jwks");
+        assert_eq!(l.issuer, "https://issuer.example");
+        assert_eq!(l.server.resource_url(), "http://localhost:3000/mcp");
+        assert_eq!(
+            l.policy.audience,
+            AudiencePolicy::OneOf(vec!["http://localhost:3000/mcp".into()])
+        );
+        assert_eq!(
+            (l.policy.leeway_secs, l.policy.typ),
+            (60, TypPolicy::Lenient)
+        );
+    }
+
+    #[tokio::test]
+    async fn settings_reach_the_policy() {
+        let l = launch(
+            &config(&[
+                ("VOUCH_ISSUER", "https://issuer.example"),
+                ("VOUCH_JWKS_URL", "https://keys.example/jwks.json"),
+                (
+                    "VOUCH_AUDIENCE",
+                    "https://a.example/mcp, https://b.example/mcp",
+                ),
+                ("VOUCH_LEEWAY_SECS", "5"),
+                ("VOUCH_REQUIRE_AT_JWT", "true"),
+            ]),
+            3000,
+        )
+        .unwrap();
+        assert_eq!(l.jwks_url, "https://keys.example/jwks.json");
+        assert_eq!(
+            l.policy.audience,
+            AudiencePolicy::OneOf(vec![
+                "https://a.example/mcp".into(),
+                "https://b.example/mcp".into()
+            ])
+        );
+        assert_eq!(
+            (l.policy.leeway_secs, l.policy.typ),
+            (5, TypPolicy::RequireAtJwt)
+        );
+        let l = launch(&config(&[("VOUCH_SKIP_AUDIENCE", "1")]), 3000).unwrap();
+        assert_eq!(l.policy.audience, AudiencePolicy::DangerouslySkip);
+    }
+
+    #[tokio::test]
+    async fn plain_http_jwks_to_a_remote_host_is_a_configuration_error() {
+        let err = launch(&config(&[("VOUCH_ISSUER", "http://issuer.example")]), 3000).unwrap_err();
+        assert!(err.0.contains("VOUCH_JWKS_URL"), "{err}");
+    }
 }

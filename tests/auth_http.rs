@@ -160,6 +160,24 @@ async fn token_in_query_string_is_ignored() {
     assert_rejection(&r, 401, &www, NO_TOKEN_BODY, &tok);
 }
 
+/// A valid token in a form body is never read (RFC 6750 section 2.2 is not supported): 401.
+#[tokio::test]
+async fn token_in_form_body_is_ignored() {
+    let s = start(Options::default()).await;
+    let tok = s.token("alice", false);
+    let body = format!("access_token={tok}");
+    let r = raw(
+        s.addr,
+        "POST",
+        "/mcp",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+    .await;
+    let www = format!(r#"Bearer resource_metadata="{}""#, prm(&s));
+    assert_rejection(&r, 401, &www, NO_TOKEN_BODY, &tok);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad tokens: 401 invalid_token.
 // ---------------------------------------------------------------------------------------------

@@ -1615,3 +1615,11 @@ async fn failures_are_not_cached_and_a_tampered_twin_is_not_a_hit() {
         );
     }
 }
+
+#[test]
+fn claims_are_not_judged_before_the_signature() {
+    // Expired, wrong issuer and wrong audience, but signed by another key: the signature fails first.
+    let bad_claims = json!({"iss": "https://evil.example", "aud": "x", "exp": NOW - 10_000});
+    let t = token_by(OTHER_SECRET, &header(), &bad_claims);
+    assert_eq!(check(&t).unwrap_err(), JwtError::SignatureInvalid);
+}

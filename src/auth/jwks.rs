@@ -299,6 +299,24 @@ mod tests {
     }
 
     #[test]
+    fn accepts_key_ops_with_verify() {
+        let doc = format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{X}","y":"{Y}","key_ops":["sign","verify"]}}"#
+        );
+        let map: Map<String, Value> = serde_json::from_str(&doc).unwrap();
+        assert!(parse_jwk(&map).is_ok());
+    }
+
+    #[test]
+    fn rejects_long_coordinates() {
+        // 33 bytes: a leading zero byte is still not the 32 bytes RFC 7518 section 6.2.1.2 requires.
+        let long = URL_SAFE_NO_PAD.encode([0u8; 33]);
+        let doc = format!(r#"{{"kty":"EC","crv":"P-256","x":"{long}","y":"{Y}"}}"#);
+        let map: Map<String, Value> = serde_json::from_str(&doc).unwrap();
+        assert_eq!(parse_jwk(&map).unwrap_err(), KeyRejection::BadCoordinates);
+    }
+
+    #[test]
     fn rejects_point_off_curve_and_short_coordinates() {
         let off = format!(r#"{{"kty":"EC","crv":"P-256","x":"{X}","y":"{X}"}}"#);
         let map: Map<String, Value> = serde_json::from_str(&off).unwrap();
