@@ -12,12 +12,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vouch_mcp::dev::DevIssuer;
-use vouch_mcp::{CallToolResult, RequestContext, Tool};
+use vouch_mcp::mcp::prompt::user;
+use vouch_mcp::mcp::resource::{blob_contents, text_contents};
+use vouch_mcp::{
+    content, CallToolResult, ClientRequestError, InputRequired, ListChanged, Prompt,
+    RequestContext, Resource, ResourceTemplate, ServerBuilder, Tool, ToolError,
+};
 
 /// The suite must not silently shrink.
 const MIN_FIXTURES: usize = 60;
@@ -162,7 +167,7 @@ async fn run_file(path: &Path, name: &str) -> Vec<String> {
         } else {
             String::new()
         };
-        let step_errs = run_step(&server, step, &vars).await;
+        let step_errs = run_step(&server, step, &mut vars).await;
         errs.extend(step_errs.into_iter().map(|e| format!("{label}{e}")));
     }
     errs
@@ -213,8 +218,192 @@ fn progress_demo() -> Tool {
     )
 }
 
+/// A 1x1 PNG, the blob of `test://images/pixel`.
+const PNG_1X1: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+/// Candidates starting with `prefix` (the harness's completers).
+fn starting_with(candidates: &[&str], prefix: &str) -> Vec<String> {
+    candidates
+        .iter()
+        .filter(|c| c.starts_with(prefix))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// `setup.server.features`: a fixed set of library features registered through the public API,
+/// so resources, templates, prompts, completion, MRTR, `x-mcp-header`, server-to-client
+/// requests and `subscriptions/listen` can be fixtured. Documented in the README.
+fn features(b: ServerBuilder) -> ServerBuilder {
+    let item_template = ResourceTemplate::new("test://items/{id}", "item", |_ctx, uri, vars| {
+        let id = vars
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        async move {
+            Ok(vec![text_contents(
+                &uri,
+                "text/plain",
+                format!("Item {id}"),
+            )])
+        }
+    })
+    .expect("a level-1 template")
+    .description("One item by id")
+    .mime_type("text/plain")
+    .completer(|_arg, value| starting_with(&["apple", "apricot", "banana"], value));
+    b.resource(
+        Resource::new("test://docs/readme", "readme", |_ctx, uri| async move {
+            Ok(vec![text_contents(
+                &uri,
+                "text/plain",
+                "Hello from the readme.",
+            )])
+        })
+        .title("Read me")
+        .mime_type("text/plain"),
+    )
+    .resource(
+        Resource::new("test://images/pixel", "pixel", |_ctx, uri| async move {
+            Ok(vec![blob_contents(&uri, "image/png", PNG_1X1)])
+        })
+        .mime_type("image/png"),
+    )
+    .resource(
+        Resource::new("test://status", "status", |_ctx, uri| async move {
+            Ok(vec![text_contents(
+                &uri,
+                "text/plain",
+                "All systems nominal.",
+            )])
+        })
+        .description("Subscribable status line")
+        .mime_type("text/plain")
+        .subscribable(),
+    )
+    .resource_template(item_template)
+    .prompt(
+        Prompt::new("greeting", |_ctx, args| async move {
+            let get = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+            let name = get("name").unwrap_or_default();
+            let style = get("style").unwrap_or_else(|| "casual".into());
+            Ok(vec![user(content::text(format!(
+                "Please greet {name} in a {style} way."
+            )))])
+        })
+        .title("Greeting")
+        .description("Greets someone by name.")
+        .argument("name", Some("Who to greet"), true)
+        .argument("style", Some("formal or casual"), false)
+        .completer(|arg, value| match arg {
+            "name" => starting_with(&["Alice", "Alan", "Bob"], value),
+            "style" => starting_with(&["formal", "casual"], value),
+            _ => Vec::new(),
+        }),
+    )
+    .prompt(
+        Prompt::new("daily-summary", |_ctx, _args| async {
+            Ok(vec![user(content::text("Summarise today's activity."))])
+        })
+        .description("Summarises the day."),
+    )
+    .tool(ask_name())
+    .tool(weather())
+    .tool(ask_model())
+    .list_changed(ListChanged {
+        tools: true,
+        prompts: false,
+        resources: false,
+    })
+}
+
+/// Multi-round-trip (2026-07-28): asks for the user's name with an `input_required` result carrying
+/// state, and greets them once a retry brings the answer and the state back.
+fn ask_name() -> Tool {
+    Tool::new(
+        "ask-name",
+        "Test harness tool: asks the user's name (input_required), then greets them.",
+        |ctx: RequestContext, _args| async move {
+            let answer = ctx
+                .input_responses()
+                .and_then(|m| m.get("name"))
+                .filter(|r| r["action"] == "accept")
+                .and_then(|r| r["content"]["name"].as_str());
+            match (answer, ctx.request_state()) {
+                (Some(name), Some("awaiting-name")) => {
+                    Ok(CallToolResult::text(format!("Hello, {name}!")))
+                }
+                _ => Err(InputRequired::new()
+                    .elicit(
+                        "name",
+                        "What is your name?",
+                        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+                    )
+                    .state("awaiting-name")
+                    .into()),
+            }
+        },
+    )
+}
+
+/// `x-mcp-header` (2026-07-28): `region` is mirrored in `Mcp-Param-Region`.
+fn weather() -> Tool {
+    Tool::new(
+        "weather",
+        "Test harness tool: a forecast for a region sent in Mcp-Param-Region too.",
+        |_ctx, args| async move {
+            let region = args.get("region").and_then(Value::as_str).unwrap_or("");
+            Ok(CallToolResult::text(format!("Sunny in {region}.")))
+        },
+    )
+    .input_schema(json!({
+        "type": "object",
+        "properties": {
+            "region": {"type": "string", "description": "Where", "x-mcp-header": "Region"}
+        },
+        "required": ["region"]
+    }))
+}
+
+/// Asks the client's model: a server-to-client `sampling/createMessage` request in a session
+/// (initialize era); at 2026-07-28, where those do not exist, an `input_required` result instead.
+fn ask_model() -> Tool {
+    Tool::new(
+        "ask-model",
+        "Test harness tool: asks the client's model a question.",
+        |ctx: RequestContext, _args| async move {
+            let params = json!({
+                "messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}],
+                "maxTokens": 50
+            });
+            if let Some(r) = ctx.input_responses().and_then(|m| m.get("answer")) {
+                let text = r["content"]["text"].as_str().unwrap_or("");
+                return Ok(CallToolResult::text(format!("The model said: {text}")));
+            }
+            match ctx
+                .request_client("sampling/createMessage", params.clone())
+                .await
+            {
+                Ok(r) => {
+                    let text = r["content"]["text"].as_str().unwrap_or("");
+                    Ok(CallToolResult::text(format!("The model said: {text}")))
+                }
+                Err(ClientRequestError::Unsupported) => {
+                    Err(InputRequired::new().sample("answer", params).into())
+                }
+                Err(ClientRequestError::CapabilityMissing(_)) => {
+                    Err(ToolError::MissingCapability(json!({"sampling": {}})))
+                }
+                Err(e) => Err(ToolError::Failed(e.to_string())),
+            }
+        },
+    )
+}
+
 async fn start_server(setup: &Value) -> Result<TestServer, String> {
     let mut opts = Options::default();
+    let (mut progress, mut with_features) = (false, false);
     if !setup.is_null() {
         let Some(obj) = setup.as_object() else {
             return Err("`setup` must be an object".into());
@@ -232,7 +421,7 @@ async fn start_server(setup: &Value) -> Result<TestServer, String> {
             };
             check_keys(
                 server,
-                &["required_scopes", "extra_tools"],
+                &["required_scopes", "extra_tools", "features"],
                 "setup.server",
                 &mut errs,
             );
@@ -250,14 +439,28 @@ async fn start_server(setup: &Value) -> Result<TestServer, String> {
                         ));
                     }
                 }
-                if !tools.is_empty() {
-                    opts.configure = Some(Box::new(|b| b.tool(progress_demo())));
-                }
+                progress = !tools.is_empty();
+            }
+            match server.get("features") {
+                None | Some(Value::Bool(false)) => {}
+                Some(Value::Bool(true)) => with_features = true,
+                Some(_) => errs.push("`setup.server.features` must be a boolean".into()),
             }
         }
         if !errs.is_empty() {
             return Err(errs.join("\n"));
         }
+    }
+    if progress || with_features {
+        opts.configure = Some(Box::new(move |mut b| {
+            if progress {
+                b = b.tool(progress_demo());
+            }
+            if with_features {
+                b = features(b);
+            }
+            b
+        }));
     }
     Ok(start(opts).await)
 }
@@ -418,6 +621,10 @@ fn subst(
             ));
         } else if name == "session" {
             return Err("{{session}} needs `setup.session` (a version to initialize)".into());
+        } else if name.starts_with("capture:") {
+            return Err(format!(
+                "{{{{{name}}}}} was not captured by an earlier step (see `capture`)"
+            ));
         } else {
             return Err(format!(
                 "unknown placeholder {{{{{name}}}}} (known: {})",
@@ -464,7 +671,11 @@ fn subst_json(
 // One request/expect pair
 // ------------------------------------------------------------------------------------------
 
-async fn run_step(s: &TestServer, step: &Value, vars: &BTreeMap<String, String>) -> Vec<String> {
+async fn run_step(
+    s: &TestServer,
+    step: &Value,
+    vars: &mut BTreeMap<String, String>,
+) -> Vec<String> {
     let mut errs = Vec::new();
     let (Some(req), Some(exp)) = (
         step.get("request").and_then(Value::as_object),
@@ -473,7 +684,12 @@ async fn run_step(s: &TestServer, step: &Value, vars: &BTreeMap<String, String>)
         return vec!["a step needs `request` and `expect` objects".into()];
     };
     if let Some(obj) = step.as_object() {
-        check_keys(obj, &["request", "expect", "note"], "step", &mut errs);
+        check_keys(
+            obj,
+            &["request", "expect", "note", "capture"],
+            "step",
+            &mut errs,
+        );
     }
     check_keys(
         req,
@@ -519,6 +735,12 @@ async fn run_step(s: &TestServer, step: &Value, vars: &BTreeMap<String, String>)
         Ok(mut e) => errs.append(&mut e),
         Err(e) => errs.push(e),
     }
+    if let Some(spec) = step.get("capture") {
+        match capture_values(spec, &reply) {
+            Ok(found) => vars.extend(found),
+            Err(e) => errs.push(e),
+        }
+    }
     if !errs.is_empty() {
         errs.push(format!(
             "request: {} {}\nresponse: {} {}\n{}",
@@ -535,6 +757,51 @@ async fn run_step(s: &TestServer, step: &Value, vars: &BTreeMap<String, String>)
         ));
     }
     errs
+}
+
+/// A step's `capture`: `{"name": "/json/pointer"}` takes a member of the JSON response body (a
+/// string as it is, anything else as its JSON text), `{"name": "header:Header-Name"}` a response
+/// header. Later steps (and expectations) use the value as `{{capture:name}}`.
+fn capture_values(spec: &Value, reply: &RawReply) -> Result<Vec<(String, String)>, String> {
+    let spec = spec
+        .as_object()
+        .ok_or("`capture` must be an object of name -> \"/json/pointer\" or \"header:Name\"")?;
+    let mut out = Vec::new();
+    for (name, source) in spec {
+        let good_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !good_name {
+            return Err(format!(
+                "capture name {name:?} must be letters, digits, `_` or `-`"
+            ));
+        }
+        let source = source
+            .as_str()
+            .ok_or_else(|| format!("capture.{name} must be a string"))?;
+        let value = if let Some(header) = source.strip_prefix("header:") {
+            reply
+                .header(header)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("capture.{name}: the response has no {header} header"))?
+        } else if source.is_empty() || source.starts_with('/') {
+            let body = reply
+                .json()
+                .map_err(|e| format!("capture.{name}: the body is not JSON ({e})"))?;
+            match body.pointer(source) {
+                Some(Value::String(v)) => v.clone(),
+                Some(other) => other.to_string(),
+                None => return Err(format!("capture.{name}: nothing at {source:?} in the body")),
+            }
+        } else {
+            return Err(format!(
+                "capture.{name}: use a JSON pointer (\"/result/x\") or \"header:Name\""
+            ));
+        };
+        out.push((format!("capture:{name}"), value));
+    }
+    Ok(out)
 }
 
 struct Built {
@@ -1091,4 +1358,27 @@ fn file_names_follow_the_scheme() {
     assert!(!valid_file_name("1-any-x.json"));
     assert!(!valid_file_name("001-modern-x.json"));
     assert!(!valid_file_name("001-2026-Upper.json"));
+}
+
+#[test]
+fn capture_reads_body_pointers_and_headers() {
+    let reply = RawReply {
+        status: 200,
+        headers: vec![("mcp-session-id".into(), "abc".into())],
+        body: br#"{"result":{"requestState":"s.t","n":3}}"#.to_vec(),
+    };
+    let got = capture_values(
+        &json!({"state": "/result/requestState", "n": "/result/n", "sid": "header:Mcp-Session-Id"}),
+        &reply,
+    )
+    .unwrap();
+    let got: BTreeMap<String, String> = got.into_iter().collect();
+    assert_eq!(got["capture:state"], "s.t");
+    assert_eq!(got["capture:n"], "3");
+    assert_eq!(got["capture:sid"], "abc");
+    assert!(capture_values(&json!({"x": "/result/missing"}), &reply).is_err());
+    assert!(capture_values(&json!({"x": "header:Nope"}), &reply).is_err());
+    assert!(capture_values(&json!({"x": "result"}), &reply).is_err());
+    let vars = BTreeMap::new();
+    assert!(subst("{{capture:state}}", &vars, false).is_err());
 }

@@ -308,16 +308,10 @@ impl RequestContext {
             .as_ref()
             .ok_or(ClientRequestError::Unsupported)?;
         let outbox = self.outbox.as_ref().ok_or(ClientRequestError::NoStream)?;
-        let capability = match method {
-            "sampling/createMessage" => Some("sampling"),
-            "elicitation/create" => Some("elicitation"),
-            "roots/list" => Some("roots"),
-            _ => None,
-        };
-        if let Some(cap) = capability {
-            if self.client_capabilities.get(cap).is_none() {
-                return Err(ClientRequestError::CapabilityMissing(cap));
-            }
+        if let Some((cap, _)) =
+            super::mrtr::missing_capability(&self.client_capabilities, method, &params)
+        {
+            return Err(ClientRequestError::CapabilityMissing(cap));
         }
         let (id, rx) = table.register();
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});

@@ -61,19 +61,62 @@ impl InputRequired {
         self
     }
 
-    /// The client capability each request needs, as a ClientCapabilities object.
-    pub fn required_capabilities(&self) -> Map<String, Value> {
-        let mut caps = Map::new();
+    /// The capabilities these requests need that `client_capabilities` lacks, as a
+    /// ClientCapabilities object (empty when the client can answer them all).
+    pub fn missing_capabilities(&self, client_capabilities: &Value) -> Map<String, Value> {
+        let mut missing = Map::new();
         for req in self.input_requests.values() {
-            let cap = match req.get("method").and_then(Value::as_str) {
-                Some("elicitation/create") => "elicitation",
-                Some("sampling/createMessage") => "sampling",
-                Some("roots/list") => "roots",
-                _ => continue,
-            };
-            caps.insert(cap.into(), json!({}));
+            let method = req.get("method").and_then(Value::as_str).unwrap_or("");
+            let params = req.get("params").unwrap_or(&Value::Null);
+            if let Some((cap, needed)) = missing_capability(client_capabilities, method, params) {
+                merge(&mut missing, cap, needed);
+            }
         }
-        caps
+        missing
+    }
+}
+
+fn merge(into: &mut Map<String, Value>, cap: &str, needed: Value) {
+    match (into.get_mut(cap), needed) {
+        (Some(Value::Object(have)), Value::Object(more)) => have.extend(more),
+        (_, needed) => {
+            into.insert(cap.into(), needed);
+        }
+    }
+}
+
+/// Whether a client with `client_capabilities` can answer `method` with `params`; if not, the
+/// capability it would need (`("elicitation", {"form":{}})`, `("sampling", {})`, ...).
+///
+/// Elicitation has modes: an empty `elicitation` object means form mode only, and a client that
+/// lists modes supports just those (spec 2025-11-25 client/elicitation). A request without
+/// `mode` is a form request.
+pub fn missing_capability(
+    client_capabilities: &Value,
+    method: &str,
+    params: &Value,
+) -> Option<(&'static str, Value)> {
+    let has = |cap: &str| client_capabilities.get(cap);
+    match method {
+        "elicitation/create" => {
+            let mode = params.get("mode").and_then(Value::as_str).unwrap_or("form");
+            let supported = match has("elicitation") {
+                None => false,
+                Some(Value::Object(modes)) if modes.is_empty() => mode == "form",
+                Some(Value::Object(modes)) => modes.contains_key(mode),
+                Some(_) => false,
+            };
+            // `{}` already means form mode; name the mode only when that is not what is missing.
+            let needed = if mode == "form" && has("elicitation").is_none() {
+                json!({})
+            } else {
+                json!({ mode: {} })
+            };
+            (!supported).then(|| ("elicitation", needed))
+        }
+        "sampling/createMessage" => has("sampling").is_none().then(|| ("sampling", json!({}))),
+        "roots/list" => has("roots").is_none().then(|| ("roots", json!({}))),
+        _ => None,
     }
 }
 
@@ -195,6 +238,47 @@ impl StateSealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elicitation_modes_are_honoured() {
+        let form = json!({"message": "m", "requestedSchema": {}});
+        let url = json!({"mode": "url", "message": "m", "url": "https://x", "elicitationId": "1"});
+        assert_eq!(
+            missing_capability(&json!({"elicitation": {}}), "elicitation/create", &form),
+            None
+        );
+        assert_eq!(
+            missing_capability(
+                &json!({"elicitation": {"form": {}}}),
+                "elicitation/create",
+                &form
+            ),
+            None
+        );
+        assert_eq!(
+            missing_capability(
+                &json!({"elicitation": {"url": {}}}),
+                "elicitation/create",
+                &form
+            ),
+            Some(("elicitation", json!({"form": {}})))
+        );
+        assert_eq!(
+            missing_capability(&json!({"elicitation": {}}), "elicitation/create", &url),
+            Some(("elicitation", json!({"url": {}})))
+        );
+        assert_eq!(
+            missing_capability(&json!({}), "roots/list", &json!({})),
+            Some(("roots", json!({})))
+        );
+        let ir = InputRequired::new()
+            .elicit("a", "m", json!({}))
+            .list_roots("r");
+        assert_eq!(
+            Value::Object(ir.missing_capabilities(&json!({"elicitation": {"url": {}}}))),
+            json!({"elicitation": {"form": {}}, "roots": {}})
+        );
+    }
 
     #[test]
     fn sealed_state_round_trips_and_detects_tampering() {

@@ -177,11 +177,7 @@ impl Pending {
             ));
             return Err(RequestError::Internal);
         }
-        let missing: Map<String, Value> = ir
-            .required_capabilities()
-            .into_iter()
-            .filter(|(cap, _)| facts.client_capabilities.get(cap).is_none())
-            .collect();
+        let missing = ir.missing_capabilities(facts.client_capabilities);
         if !missing.is_empty() {
             return Err(RequestError::MissingCapability(Value::Object(missing)));
         }
