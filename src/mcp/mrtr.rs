@@ -112,7 +112,7 @@ pub fn missing_capability(
             } else {
                 json!({ mode: {} })
             };
-            (!supported).then(|| ("elicitation", needed))
+            (!supported).then_some(("elicitation", needed))
         }
         "sampling/createMessage" => has("sampling").is_none().then(|| ("sampling", json!({}))),
         "roots/list" => has("roots").is_none().then(|| ("roots", json!({}))),
