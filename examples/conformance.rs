@@ -66,6 +66,7 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
         &url,
     ))
     .dangerously_disable_auth()
+    .logging()
     // Sessions the suite never deletes (0.1.16 sends no DELETE) must not pile up.
     .session_idle_timeout(Duration::from_secs(120))
     .build()

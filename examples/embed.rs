@@ -78,6 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = ServerBuilder::new("embed-example", "1.0.0", resource)
         .instructions("An example of embedding vouch-mcp.")
         .authenticator(authenticator)
+        .logging()
         .tool(count)
         .tool(claims)
         .build()?;

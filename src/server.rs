@@ -191,6 +191,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Offers the `logging` capability: `logging/setLevel` (initialize era), `_meta` log levels
+    /// (2026-07-28), and handlers' `RequestContext::log` messages for clients that ask for them.
+    /// Off by default, so a server advertises only what it offers.
+    pub fn logging(mut self) -> Self {
+        self.registry.logging = true;
+        self
+    }
+
     /// Advertises `listChanged` for the lists the application will announce through [`ServerBuilder::notifier`].
     pub fn list_changed(mut self, list_changed: ListChanged) -> Self {
         self.list_changed = list_changed;

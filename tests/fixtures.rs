@@ -235,6 +235,7 @@ fn starting_with(candidates: &[&str], prefix: &str) -> Vec<String> {
 /// so resources, templates, prompts, completion, MRTR, `x-mcp-header`, server-to-client
 /// requests and `subscriptions/listen` can be fixtured. Documented in the README.
 fn features(b: ServerBuilder) -> ServerBuilder {
+    let b = b.logging();
     let item_template = ResourceTemplate::new("test://items/{id}", "item", |_ctx, uri, vars| {
         let id = vars
             .get("id")

@@ -827,7 +827,7 @@ async fn reply_is_plain_json_without_progress_token_or_sse_accept() {
 
 #[tokio::test]
 async fn log_messages_are_sent_only_when_the_client_asked_for_a_level() {
-    let s = start_with(|b| b.tool(reporter())).await;
+    let s = start_with(|b| b.tool(reporter()).logging()).await;
     let token = s.token("alice", false);
     let level_of = |m: &Value| m["params"]["level"].as_str().unwrap_or("").to_owned();
 
@@ -2175,4 +2175,30 @@ async fn log_child() {
     assert_eq!(stream.status, 200);
     drop(stream);
     assert_eq!(delete(s.addr, &good, &sid).await.status, 204);
+}
+
+/// Logging is offered only when the server says so: otherwise no capability is advertised,
+/// `logging/setLevel` is an unknown method and handlers' log messages go nowhere.
+#[tokio::test]
+async fn logging_is_not_advertised_or_sent_unless_offered() {
+    let s = start_with(|b| b.tool(reporter())).await;
+    let token = s.token("alice", false);
+    let r = Req::modern(&token, json!(1), "tools/call", json!({"name": "report"}))
+        .meta(LOG_LEVEL, json!("debug"))
+        .send(s.addr)
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "nothing streamed"
+    );
+    let sid = initialize(&s, &token, "2025-11-25").await;
+    let caps = legacy(
+        &s,
+        &token,
+        &sid,
+        json!({"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}),
+    )
+    .await;
+    assert_eq!(caps.json()["error"]["code"], -32601);
 }

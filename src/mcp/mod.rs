@@ -168,6 +168,7 @@ pub struct Core {
     resources: Vec<Arc<Resource>>,
     templates: Vec<Arc<ResourceTemplate>>,
     list_changed: ListChanged,
+    logging: bool,
     page_size: usize,
     list_ttl_ms: u64,
     sealer: StateSealer,
@@ -197,6 +198,8 @@ pub struct Registry {
     pub resources: Vec<Resource>,
     /// Templates, in listing order.
     pub templates: Vec<ResourceTemplate>,
+    /// Offer the `logging` capability (handlers' `log` messages reach clients that ask).
+    pub logging: bool,
 }
 
 impl Core {
@@ -230,6 +233,7 @@ impl Core {
             resources: registry.resources.into_iter().map(Arc::new).collect(),
             templates: registry.templates.into_iter().map(Arc::new).collect(),
             list_changed,
+            logging: registry.logging,
             page_size: page_size.max(1),
             list_ttl_ms,
             sealer: StateSealer::new(state_key, mrtr::DEFAULT_STATE_TTL_SECS),
@@ -288,8 +292,9 @@ impl Core {
         if self.has_completions() {
             caps.insert("completions".into(), json!({}));
         }
-        // Handlers may always log through their context, so the capability is always there.
-        caps.insert("logging".into(), json!({}));
+        if self.logging {
+            caps.insert("logging".into(), json!({}));
+        }
         Value::Object(caps)
     }
 
@@ -305,7 +310,7 @@ impl Core {
         let result = match method {
             "initialize" if !modern => return Ok(self.initialize(params)),
             "ping" if !modern => json!({}),
-            "logging/setLevel" if !modern => {
+            "logging/setLevel" if !modern && self.logging => {
                 let level = params
                     .get("level")
                     .and_then(Value::as_str)
@@ -659,7 +664,9 @@ impl Core {
                 )
             })?),
             _ => None,
-        };
+        }; // Without the logging capability a valid level is ignored: nothing will be sent.
+        let log_level = log_level.filter(|_| self.logging);
+
         let digest = params_digest(params);
         let principal_key = principal_key(facts.principal);
         let request_state = match params.get("requestState") {
