@@ -1,8 +1,8 @@
 //! The hyper shell: routes requests, runs the checks in order, performs the I/O the core decides on.
 //!
 //! * [`checks`]: Host/Origin, Content-Type, Accept (pure).
-//! * [`body`]: the response body and SSE framing.
-//! * `post`, `stream`, `call`: POST, GET/DELETE, and running a tool call.
+//! * [`body`]: the response body and the SSE response builder.
+//! * `post`, `stream`, `call`: POST; GET, DELETE and listen streams; running a handler (JSON or SSE).
 //! * `dev`: the dev issuer's routes (only with `--dev`).
 
 pub mod body;
@@ -13,8 +13,6 @@ mod post;
 mod stream;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -421,6 +419,3 @@ fn not_found() -> Response<Body> {
         Bytes::from_static(b"{\"error\":\"not_found\"}"),
     )
 }
-
-/// A boxed, sendable future (used by the service impl).
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
