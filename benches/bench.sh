@@ -59,7 +59,7 @@ done = function(summary, latency, requests)
   io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
-echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (whoami, 2026-07-28, every request verifies its ES256 token)"
+echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (whoami, 2026-07-28; the same token each time, so verification is a cache hit after the first)"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$OUT/whoami.lua" "http://127.0.0.1:$PORT/mcp"
 LOADED_RSS=$(rss_kib)
 
