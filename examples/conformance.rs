@@ -632,29 +632,16 @@ mod mrtr {
                     }
                 },
             ),
+            // The library refuses altered state before the handler runs, so one handler serves both.
             tool(
                 "test_input_required_result_request_state",
                 "Carries state between rounds",
-                |ctx, _| async move {
-                    match (answer(&ctx, "confirm"), ctx.request_state()) {
-                        (Some(_), Some("awaiting-confirm")) => {
-                            Ok(CallToolResult::text("state-ok: confirmed"))
-                        }
-                        _ => Err(confirm_request().into()),
-                    }
-                },
+                confirm,
             ),
             tool(
                 "test_input_required_result_tampered_state",
                 "Refuses altered state",
-                |ctx, _| async move {
-                    match (answer(&ctx, "confirm"), ctx.request_state()) {
-                        (Some(_), Some("awaiting-confirm")) => {
-                            Ok(CallToolResult::text("state-ok: confirmed"))
-                        }
-                        _ => Err(confirm_request().into()),
-                    }
-                },
+                confirm,
             ),
             tool(
                 "test_input_required_result_multiple_inputs",
@@ -735,6 +722,13 @@ mod mrtr {
                 },
             ),
         ]
+    }
+
+    async fn confirm(ctx: RequestContext, _args: Map<String, Value>) -> ToolResult {
+        match (answer(&ctx, "confirm"), ctx.request_state()) {
+            (Some(_), Some("awaiting-confirm")) => Ok(CallToolResult::text("state-ok: confirmed")),
+            _ => Err(confirm_request().into()),
+        }
     }
 
     fn confirm_request() -> InputRequired {

@@ -393,13 +393,10 @@ async fn legacy_request(
     fields: &mut LogFields,
 ) -> Response<Body> {
     let version = session.version();
-    let facts = RequestFacts {
-        version,
-        principal: &post.principal,
-        client_capabilities: session.client_capabilities(),
-        now: unix_now(),
-    };
-    let outcome = post.app.core.handle_request(facts, method, params);
+    let outcome = post
+        .app
+        .core
+        .handle_request(session_facts(post, session), method, params);
     match outcome.map(|o| settle(session, o)) {
         Err(e) | Ok(Settled::Reply(Err(e))) => request_error(&e, false, Some(&id), fields),
         Ok(Settled::Reply(Ok(result))) => {
@@ -419,6 +416,16 @@ async fn legacy_request(
             )
             .await
         }
+    }
+}
+
+/// The facts of a request served inside `session`.
+fn session_facts<'a>(post: &'a Post<'_>, session: &'a Session) -> RequestFacts<'a> {
+    RequestFacts {
+        version: session.version(),
+        principal: &post.principal,
+        client_capabilities: session.client_capabilities(),
+        now: unix_now(),
     }
 }
 
@@ -510,13 +517,10 @@ async fn batch(post: &Post<'_>, items: Vec<Value>, fields: &mut LogFields) -> Re
             Ok(Message::Response { .. }) => {}
             Ok(Message::Request { id, method, params }) => {
                 let version = session.version();
-                let facts = RequestFacts {
-                    version,
-                    principal: &post.principal,
-                    client_capabilities: session.client_capabilities(),
-                    now: unix_now(),
-                };
-                let outcome = post.app.core.handle_request(facts, &method, &params);
+                let outcome =
+                    post.app
+                        .core
+                        .handle_request(session_facts(post, &session), &method, &params);
                 let response = match outcome.map(|o| settle(&session, o)) {
                     Err(e) | Ok(Settled::Reply(Err(e))) => {
                         jsonrpc::error_response(Some(&id), &e.to_wire(false).1)

@@ -54,18 +54,29 @@ fn check_version_header(req: &Request<Incoming>) -> Result<(), RequestError> {
     }
 }
 
+/// What GET and DELETE share: auth, the 405 for the stateless revision, the version header.
+async fn session_operation(
+    app: &Arc<App>,
+    req: &Request<Incoming>,
+    fields: &mut LogFields,
+) -> Result<Arc<crate::auth::Principal>, Response<Body>> {
+    let principal = app.authenticate(req.headers(), fields).await?;
+    if says_modern(req) {
+        return Err(stateless_405());
+    }
+    check_version_header(req).map_err(|e| request_error(&e, false, None, fields))?;
+    Ok(principal)
+}
+
 pub(super) async fn get(
     app: &Arc<App>,
     req: Request<Incoming>,
     fields: &mut LogFields,
 ) -> Response<Body> {
-    let principal = match app.authenticate(req.headers(), fields).await {
+    let principal = match session_operation(app, &req, fields).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    if says_modern(&req) {
-        return stateless_405();
-    }
     if !Accept::from_headers(req.headers()).sse {
         return rpc_error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -75,9 +86,6 @@ pub(super) async fn get(
                 "Not Acceptable: GET needs Accept: text/event-stream",
             ),
         );
-    }
-    if let Err(e) = check_version_header(&req) {
-        return request_error(&e, false, None, fields);
     }
     let (parts, _) = req.into_parts();
     let session = match find_session(app, &parts, &principal) {
@@ -143,16 +151,10 @@ pub(super) async fn delete(
     req: Request<Incoming>,
     fields: &mut LogFields,
 ) -> Response<Body> {
-    let principal = match app.authenticate(req.headers(), fields).await {
+    let principal = match session_operation(app, &req, fields).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    if says_modern(&req) {
-        return stateless_405();
-    }
-    if let Err(e) = check_version_header(&req) {
-        return request_error(&e, false, None, fields);
-    }
     let id = match mcp_headers::single(req.headers(), SESSION_ID) {
         Ok(Some(id)) if !id.is_empty() => id,
         Ok(_) => return request_error(&RequestError::SessionRequired, false, None, fields),
