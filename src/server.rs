@@ -95,6 +95,7 @@ pub struct ServerBuilder {
     sse_keepalive: Duration,
     shutdown_grace: Duration,
     dev: Option<Arc<DevIssuer>>,
+    state_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -136,6 +137,7 @@ impl ServerBuilder {
             sse_keepalive: DEFAULT_SSE_KEEPALIVE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             dev: None,
+            state_key: None,
         }
     }
 
@@ -282,6 +284,14 @@ impl ServerBuilder {
         self
     }
 
+    /// The secret that seals 2026-07-28 `requestState` (HMAC-SHA256). Defaults to 32 random bytes
+    /// per process; give every instance behind one load balancer the same secret so a retry may
+    /// land on any of them. Keep it secret: it is what makes the state tamper-evident.
+    pub fn state_key(mut self, key: [u8; 32]) -> Self {
+        self.state_key = Some(key);
+        self
+    }
+
     /// Mounts a dev issuer's routes (JWKS, metadata, token minting) under its issuer path.
     pub fn dev_issuer(mut self, dev: Arc<DevIssuer>) -> Self {
         self.dev = Some(dev);
@@ -335,9 +345,11 @@ impl ServerBuilder {
             &resource_name,
         );
         let rng = SystemRandom::new();
-        let mut state_key = [0u8; 32];
-        rng.fill(&mut state_key)
-            .expect("system randomness is available");
+        let state_key = self.state_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            rng.fill(&mut key).expect("system randomness is available");
+            key
+        });
         let app = App {
             core: Core::new(
                 self.info,

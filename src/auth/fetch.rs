@@ -90,12 +90,25 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 impl HttpFetcher {
-    /// Checks `url` (https anywhere, http only on loopback) and builds the TLS client once.
+    /// Checks `url` (https anywhere, http only on loopback) and builds the TLS client once,
+    /// trusting the Mozilla root set (webpki-roots).
     pub fn new(url: &str, timeout: Duration, max_bytes: usize) -> Result<Self, FetchError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        Self::with_roots(url, timeout, max_bytes, roots)
+    }
+
+    /// Like [`HttpFetcher::new`], trusting `roots` instead (an issuer behind a private CA).
+    pub fn with_roots(
+        url: &str,
+        timeout: Duration,
+        max_bytes: usize,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::BadUrl)?;
         let host = uri.host().ok_or(FetchError::BadUrl)?.to_owned();
         let (tls, default_port) = match uri.scheme_str() {
-            Some("https") => (Some(tls_connector()), 443),
+            Some("https") => (Some(tls_connector(roots)), 443),
             Some("http") if is_loopback_host(&host) => (None, 80),
             Some("http") => return Err(FetchError::InsecureScheme),
             _ => return Err(FetchError::BadUrl),
@@ -224,9 +237,7 @@ pub fn parse_max_age(value: &str) -> Option<u64> {
     max_age
 }
 
-fn tls_connector() -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+fn tls_connector(roots: rustls::RootCertStore) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
