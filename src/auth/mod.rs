@@ -85,15 +85,21 @@ impl Authenticator {
     /// Verifies a bare token, refetching the key set once (rate-limited) for an unknown `kid`.
     /// A token verified before against the same key set is not checked again, only its times.
     pub async fn verify_token(&self, token: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
-        let unverified = jwt::parse(token, &self.policy)?;
-        let keys = self
-            .keys
-            .current()
-            .map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?;
+        // A cache hit means these exact bytes were parsed and verified before against this very
+        // key set, so it skips the decoding too; only the time window is checked again.
+        let current = self.keys.current();
         let key = cache::token_key(token);
-        if let Some(p) = self.verified.get(&key, &keys, now) {
+        if let Some(p) = current
+            .as_ref()
+            .ok()
+            .and_then(|keys| self.verified.get(&key, keys, now))
+        {
             return Ok(p);
         }
+        // Otherwise: a malformed token is a 401 even before any key set exists, then the 503.
+        let unverified = jwt::parse(token, &self.policy)?;
+        let keys =
+            current.map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?;
         let (principal, keys) = match unverified.verify(&keys, &self.policy, now) {
             Err(JwtError::UnknownKid) => {
                 let Some(fresh) = self.keys.refresh_for_unknown_kid(&keys).await else {
