@@ -1,21 +1,30 @@
-//! Line-oriented logging to stderr with a process-wide level; no token ever reaches it.
+//! Logging: one process-wide sink and level, a default that never blocks a request, and quoting that keeps client values from forging lines.
 //!
-//! One line per event: `ts=... level=... msg`. Request lines are built by the HTTP shell as
-//! `key=value` pairs with [`field`], which quotes values so a client cannot forge log lines.
+//! Every line is a [`LogRecord`]: a level, the time, and a message of `key=value` pairs built
+//! with [`field`], which quotes a value unless it is plain token characters and cuts it at
+//! [`MAX_VALUE_BYTES`]. No token ever reaches a record.
+//!
+//! The default sink, [`StderrSink`], hands each record to a bounded queue drained by a writer
+//! thread through a buffered stderr. When the queue is full (stderr stalled, or a flood) the
+//! record is dropped and counted, and the writer reports the count: requests never wait for
+//! the log. An embedder can install its own sink once, before the first line is written.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Severity, most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Level {
     /// Nothing is logged.
     Off = 0,
     /// Failures needing an operator.
     Error = 1,
-    /// Degraded operation (issuer down, skipped keys).
+    /// Degraded operation (issuer down, skipped keys, limits hit).
     Warn = 2,
     /// One line per request plus lifecycle events (the default).
     Info = 3,
@@ -24,7 +33,7 @@ pub enum Level {
 }
 
 impl Level {
-    /// Parses `off|error|warn|info|debug`.
+    /// Parses `off|error|warn|info|debug` (also `none`, `warning`, `trace`).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
             "off" | "none" => Self::Off,
@@ -36,7 +45,8 @@ impl Level {
         })
     }
 
-    fn name(self) -> &'static str {
+    /// The level's name as written in lines.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Off => "off",
             Self::Error => "error",
@@ -47,67 +57,123 @@ impl Level {
     }
 }
 
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Severity.
+    pub level: Level,
+    /// When it was written.
+    pub time: SystemTime,
+    /// The message: words and ` key=value` pairs, no newline.
+    pub message: String,
+}
+
+/// Where log lines go. Implementations must not block for long: they are called on the
+/// request path.
+pub trait LogSink: Send + Sync + 'static {
+    /// Takes one line.
+    fn write(&self, record: LogRecord);
+}
+
+/// Client-controlled values are cut to this many bytes, with the original length noted.
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// Lines the default sink holds before it starts dropping.
+const QUEUE_LINES: usize = 8192;
+
+static SINK: OnceLock<Arc<dyn LogSink>> = OnceLock::new();
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+/// Installs the process-wide sink. Only the first installation takes effect (lines already
+/// written went to the default); returns false when a sink was already in place.
+pub fn install_sink(sink: Arc<dyn LogSink>) -> bool {
+    SINK.set(sink).is_ok()
+}
 
 /// Sets the process-wide level.
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
-/// True when a message at `level` would be written.
+/// True when a line at `level` would be written.
 pub fn enabled(level: Level) -> bool {
     level != Level::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
-/// Writes one line at `level`.
+fn sink() -> &'static Arc<dyn LogSink> {
+    SINK.get_or_init(|| Arc::new(StderrSink::start()))
+}
+
+/// Writes one line at `level` through the installed sink (so an embedder's own lines share the
+/// format and the non-blocking queue). Quote client-supplied values with care: this writes
+/// `args` as given.
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
-    let mut line = String::with_capacity(128);
-    let _ = write!(
-        line,
-        "ts={} level={} ",
-        timestamp(SystemTime::now()),
-        level.name()
-    );
-    let _ = line.write_fmt(args);
-    line.push('\n');
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let mut message = String::with_capacity(128);
+    let _ = message.write_fmt(args);
+    emit(level, message);
+}
+
+/// Writes an already built line at `level` (the request line builds its own buffer).
+pub(crate) fn emit(level: Level, message: String) {
+    sink().write(LogRecord {
+        level,
+        time: SystemTime::now(),
+        message,
+    });
 }
 
 /// Logs at error level.
-pub fn error(args: fmt::Arguments<'_>) {
+pub(crate) fn error(args: fmt::Arguments<'_>) {
     write(Level::Error, args)
 }
 /// Logs at warn level.
-pub fn warn(args: fmt::Arguments<'_>) {
+pub(crate) fn warn(args: fmt::Arguments<'_>) {
     write(Level::Warn, args)
 }
 /// Logs at info level.
-pub fn info(args: fmt::Arguments<'_>) {
+pub(crate) fn info(args: fmt::Arguments<'_>) {
     write(Level::Info, args)
 }
 /// Logs at debug level.
-pub fn debug(args: fmt::Arguments<'_>) {
+pub(crate) fn debug(args: fmt::Arguments<'_>) {
     write(Level::Debug, args)
 }
 
-/// Appends ` key=value`, quoting the value when it holds anything but plain token characters.
-pub fn field(line: &mut String, key: &str, value: &str) {
+/// Appends ` key=value`, quoting the value when it holds anything but plain token characters,
+/// and cutting it at [`MAX_VALUE_BYTES`] with the original length noted.
+pub(crate) fn field(line: &mut String, key: &str, value: &str) {
     line.push(' ');
     line.push_str(key);
     line.push('=');
-    let plain = !value.is_empty()
-        && value
+    let cut = if value.len() > MAX_VALUE_BYTES {
+        let mut end = MAX_VALUE_BYTES;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        &value[..end]
+    } else {
+        value
+    };
+    let plain = !cut.is_empty()
+        && cut.len() == value.len()
+        && cut
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+".contains(&b));
     if plain {
-        line.push_str(value);
+        line.push_str(cut);
         return;
     }
     line.push('"');
-    for c in value.chars().take(256) {
+    for c in cut.chars() {
         match c {
             '"' => line.push_str("\\\""),
             '\\' => line.push_str("\\\\"),
@@ -117,11 +183,117 @@ pub fn field(line: &mut String, key: &str, value: &str) {
             c => line.push(c),
         }
     }
+    if cut.len() < value.len() {
+        let _ = write!(line, "...(len={})", value.len());
+    }
     line.push('"');
 }
 
+/// The default sink: a bounded queue and a writer thread with a buffered stderr.
+#[derive(Debug)]
+pub struct StderrSink {
+    queue: SyncSender<LogRecord>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl StderrSink {
+    /// Starts the writer thread.
+    pub fn start() -> Self {
+        let (queue, rx) = mpsc::sync_channel(QUEUE_LINES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        // If the thread cannot start, lines are dropped and counted; the server still serves.
+        let _ = std::thread::Builder::new()
+            .name("vouch-mcp-log".into())
+            .spawn(move || drain(rx, &counter));
+        Self { queue, dropped }
+    }
+
+    /// Lines dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl LogSink for StderrSink {
+    fn write(&self, record: LogRecord) {
+        match self.queue.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+
+fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64) {
+    let stderr = std::io::stderr();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
+    let mut reported = 0u64;
+    let mut line = String::with_capacity(256);
+    loop {
+        // Block for the first line, then take whatever else is queued before flushing once.
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                report_dropped(&mut out, dropped, &mut reported, &mut line);
+                let _ = out.flush();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut next = Some(first);
+        while let Some(record) = next {
+            line.clear();
+            format_line(&mut line, &record);
+            let _ = out.write_all(line.as_bytes());
+            next = rx.try_recv().ok();
+        }
+        report_dropped(&mut out, dropped, &mut reported, &mut line);
+        let _ = out.flush();
+    }
+}
+
+fn report_dropped(
+    out: &mut impl std::io::Write,
+    dropped: &AtomicU64,
+    reported: &mut u64,
+    line: &mut String,
+) {
+    let total = dropped.load(Ordering::Relaxed);
+    if total > *reported {
+        line.clear();
+        format_line(
+            line,
+            &LogRecord {
+                level: Level::Warn,
+                time: SystemTime::now(),
+                message: format!(
+                    "log lines dropped: count={} total={total} (the log could not keep up)",
+                    total - *reported
+                ),
+            },
+        );
+        let _ = out.write_all(line.as_bytes());
+        *reported = total;
+    }
+}
+
+/// `ts=... level=... message\n`.
+pub(crate) fn format_line(out: &mut String, record: &LogRecord) {
+    let _ = write!(
+        out,
+        "ts={} level={} ",
+        timestamp(record.time),
+        record.level.as_str()
+    );
+    out.push_str(&record.message);
+    out.push('\n');
+}
+
 /// RFC 3339 UTC with milliseconds, without a date crate.
-pub fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -152,7 +324,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn formats_known_timestamp() {
@@ -168,5 +339,16 @@ mod tests {
         let mut line = String::new();
         field(&mut line, "path", "/mcp");
         assert_eq!(line, " path=/mcp");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_their_length_noted() {
+        let mut line = String::new();
+        field(&mut line, "path", &"/a".repeat(30_000));
+        assert!(line.len() < MAX_VALUE_BYTES + 40, "{}", line.len());
+        assert!(line.ends_with("...(len=60000)\""), "{line}");
+        let mut line = String::new();
+        field(&mut line, "v", &"é".repeat(200));
+        assert!(line.contains("...(len=400)"));
     }
 }

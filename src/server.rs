@@ -1,47 +1,36 @@
-//! The embedding API: a builder that configures auth, limits and tools, and the accept loop with graceful shutdown.
+//! The embedding API: a builder that configures auth, limits and what the server offers, and the server it builds.
 
+use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use ring::rand::{SecureRandom, SystemRandom};
-use tokio::net::TcpListener;
+use bytes::Bytes;
+use http::{Request, Response};
 
 use crate::auth::metadata::{self, WELL_KNOWN_PREFIX};
 use crate::auth::{Authenticator, Challenger};
-use crate::dev::DevIssuer;
+use crate::body::Body;
+use crate::core::catalog::{Catalog, CatalogParts, Listing, ServerInfo};
+use crate::core::headers::AnnotationError;
+use crate::core::{Core, ListChanged};
+use crate::defaults;
 use crate::http::checks::{host_name, HostPolicy};
-use crate::http::{App, AuthMode, HttpConfig};
-use crate::log;
-use crate::mcp::context::CancelToken;
-use crate::mcp::notify::Notifier;
-use crate::mcp::prompt::Prompt;
-use crate::mcp::resource::{Resource, ResourceTemplate};
-use crate::mcp::tool::{is_valid_name, Tool};
-use crate::mcp::{Core, ListChanged, Registry, ServerInfo};
-use crate::session::SessionStore;
-
-/// Default request body cap: 4 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
-/// Default session idle expiry: 30 min.
-pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
-/// Default cap on open sessions.
-pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
-/// Default SSE keep-alive interval (below common 60 s proxy idle limits).
-pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
-/// Default `tools/list` page size.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// Default time in-flight requests get to finish on shutdown.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Time a client gets to send its request headers (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::http::{AuthMode, Fallback, HttpConfig, McpService, Shared};
+use crate::log::{self, LogSink};
+use crate::notify::Notifier;
+use crate::prompt::Prompt;
+use crate::resource::{Resource, ResourceTemplate};
+use crate::runtime::context::CancelToken;
+use crate::runtime::events::{LiveStreams, MemoryEvents};
+use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits};
+use crate::runtime::{Handlers, Runtime, RuntimeConfig};
+use crate::sources::{Clock, Now, RandomSource, SystemClock, SystemRandom};
+use crate::tool::{Tool, ToolDefinitionError};
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BuildError {
     /// Neither an authenticator nor the explicit opt-out was given.
     NoAuth,
@@ -51,12 +40,16 @@ pub enum BuildError {
     BadToolName(String),
     /// Two tools share a name.
     DuplicateTool(String),
+    /// A tool's input schema root is not an object schema.
+    InputSchemaNotObject(String),
     /// A tool's `x-mcp-header` annotation breaks the 2026-07-28 rules.
-    BadParamHeader(String, String),
+    BadParamHeader(String, AnnotationError),
+    /// The random source failed while making the `requestState` sealing key.
+    NoRandomness,
 }
 
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoAuth => f.write_str(
                 "no authenticator configured (use dangerously_disable_auth to run without one)",
@@ -69,7 +62,11 @@ impl std::fmt::Display for BuildError {
                 "tool name {n:?} must be 1-64 characters of [A-Za-z0-9_.-]"
             ),
             Self::DuplicateTool(n) => write!(f, "tool {n:?} is registered twice"),
+            Self::InputSchemaNotObject(n) => {
+                write!(f, "tool {n:?}: the input schema must be an object schema")
+            }
             Self::BadParamHeader(n, why) => write!(f, "tool {n:?}: {why}"),
+            Self::NoRandomness => f.write_str("the random source failed"),
         }
     }
 }
@@ -77,9 +74,32 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Configures a server. Every setting has a documented default except auth, which must be chosen.
+///
+/// ```
+/// use std::sync::Arc;
+/// use vouch_mcp::auth::{AudiencePolicy, Authenticator, KeySet, Policy, StaticKeys};
+/// use vouch_mcp::{CallToolResult, RequestContext, ServerBuilder, Tool};
+///
+/// let resource = "http://localhost:3000/mcp";
+/// let keys = KeySet::parse(br#"{"keys":[]}"#).map(|(set, _)| set).unwrap_or_default();
+/// let policy = Policy::new("https://issuer.example", AudiencePolicy::OneOf(vec![resource.into()]));
+/// let server = ServerBuilder::new("my-server", "1.0.0", resource)
+///     .authenticator(Authenticator::new(policy, Arc::new(StaticKeys(Arc::new(keys))), vec![]))
+///     .tool(Tool::new("hello", "Greets the caller", |ctx: RequestContext| async move {
+///         let sub = ctx.principal().subject.clone().unwrap_or_default();
+///         Ok(CallToolResult::text(format!("hello, {sub}")))
+///     }))
+///     .build()
+///     .unwrap();
+/// assert_eq!(server.resource_metadata_url(), "http://localhost:3000/.well-known/oauth-protected-resource/mcp");
+/// ```
 pub struct ServerBuilder {
     info: ServerInfo,
-    registry: Registry,
+    tools: Vec<Tool>,
+    prompts: Vec<Prompt>,
+    resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
+    logging: bool,
     list_changed: ListChanged,
     notifier: Notifier,
     auth: Option<AuthMode>,
@@ -90,16 +110,22 @@ pub struct ServerBuilder {
     max_body_bytes: u64,
     session_idle: Duration,
     max_sessions: usize,
+    max_sessions_per_principal: usize,
     page_size: usize,
     list_ttl_ms: u64,
     sse_keepalive: Duration,
     shutdown_grace: Duration,
-    dev: Option<Arc<DevIssuer>>,
+    header_read_timeout: Duration,
+    body_timeout: Duration,
     state_key: Option<[u8; 32]>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+    log_sink: Option<Arc<dyn LogSink>>,
+    fallback: Option<Fallback>,
 }
 
-impl std::fmt::Debug for ServerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("info", &self.info)
             .field("resource_url", &self.resource_url)
@@ -121,7 +147,11 @@ impl ServerBuilder {
                 title: None,
                 instructions: None,
             },
-            registry: Registry::default(),
+            tools: Vec::new(),
+            prompts: Vec::new(),
+            resources: Vec::new(),
+            templates: Vec::new(),
+            logging: false,
             list_changed: ListChanged::default(),
             notifier: Notifier::new(),
             auth: None,
@@ -129,15 +159,21 @@ impl ServerBuilder {
             resource_name: None,
             scopes_supported: Vec::new(),
             hosts: HostPolicy::default(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            session_idle: DEFAULT_SESSION_IDLE,
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            page_size: DEFAULT_PAGE_SIZE,
-            list_ttl_ms: 0,
-            sse_keepalive: DEFAULT_SSE_KEEPALIVE,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            dev: None,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            session_idle: defaults::SESSION_IDLE,
+            max_sessions: defaults::MAX_SESSIONS,
+            max_sessions_per_principal: defaults::MAX_SESSIONS_PER_PRINCIPAL,
+            page_size: defaults::PAGE_SIZE,
+            list_ttl_ms: defaults::LIST_TTL_MS,
+            sse_keepalive: defaults::SSE_KEEPALIVE,
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
             state_key: None,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::new()),
+            log_sink: None,
+            fallback: None,
         }
     }
 
@@ -171,25 +207,25 @@ impl ServerBuilder {
 
     /// Registers a tool; `tools/list` keeps registration order.
     pub fn tool(mut self, tool: Tool) -> Self {
-        self.registry.tools.push(tool);
+        self.tools.push(tool);
         self
     }
 
     /// Registers a prompt (advertises the `prompts` capability).
     pub fn prompt(mut self, prompt: Prompt) -> Self {
-        self.registry.prompts.push(prompt);
+        self.prompts.push(prompt);
         self
     }
 
     /// Registers a resource (advertises the `resources` capability).
     pub fn resource(mut self, resource: Resource) -> Self {
-        self.registry.resources.push(resource);
+        self.resources.push(resource);
         self
     }
 
     /// Registers a resource template.
     pub fn resource_template(mut self, template: ResourceTemplate) -> Self {
-        self.registry.templates.push(template);
+        self.templates.push(template);
         self
     }
 
@@ -197,7 +233,7 @@ impl ServerBuilder {
     /// (2026-07-28), and handlers' `RequestContext::log` messages for clients that ask for them.
     /// Off by default, so a server advertises only what it offers.
     pub fn logging(mut self) -> Self {
-        self.registry.logging = true;
+        self.logging = true;
         self
     }
 
@@ -242,25 +278,32 @@ impl ServerBuilder {
         self
     }
 
-    /// Request body cap in bytes. Defaults to 4 MiB.
+    /// Request body cap in bytes. Defaults to [`defaults::MAX_BODY_BYTES`] (4 MiB).
     pub fn max_body_bytes(mut self, n: u64) -> Self {
         self.max_body_bytes = n;
         self
     }
 
-    /// Idle time after which a session expires. Defaults to 30 min.
+    /// Idle time after which a session expires. Defaults to [`defaults::SESSION_IDLE`] (30 min).
     pub fn session_idle_timeout(mut self, d: Duration) -> Self {
         self.session_idle = d;
         self
     }
 
-    /// Most open sessions; beyond it initialize gets 503. Defaults to 10,000.
+    /// Most open sessions; beyond it initialize gets 503. Defaults to [`defaults::MAX_SESSIONS`].
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
         self
     }
 
-    /// Tools per `tools/list` page. Defaults to 50.
+    /// Most open sessions of one principal; beyond it initialize gets 429. Defaults to
+    /// [`defaults::MAX_SESSIONS_PER_PRINCIPAL`].
+    pub fn max_sessions_per_principal(mut self, n: usize) -> Self {
+        self.max_sessions_per_principal = n;
+        self
+    }
+
+    /// Entries per list page. Defaults to [`defaults::PAGE_SIZE`].
     pub fn page_size(mut self, n: usize) -> Self {
         self.page_size = n;
         self
@@ -272,7 +315,7 @@ impl ServerBuilder {
         self
     }
 
-    /// SSE keep-alive comment interval. Defaults to 15 s.
+    /// SSE keep-alive comment interval. Defaults to [`defaults::SSE_KEEPALIVE`] (15 s).
     pub fn sse_keepalive(mut self, d: Duration) -> Self {
         self.sse_keepalive = d;
         self
@@ -284,6 +327,12 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a client may take to send its body. Defaults to 30 s.
+    pub fn body_timeout(mut self, d: Duration) -> Self {
+        self.body_timeout = d;
+        self
+    }
+
     /// The secret that seals 2026-07-28 `requestState` (HMAC-SHA256). Defaults to 32 random bytes
     /// per process; give every instance behind one load balancer the same secret so a retry may
     /// land on any of them. Keep it secret: it is what makes the state tamper-evident.
@@ -292,29 +341,94 @@ impl ServerBuilder {
         self
     }
 
-    /// Mounts a dev issuer's routes (JWKS, metadata, token minting) under its issuer path.
-    pub fn dev_issuer(mut self, dev: Arc<DevIssuer>) -> Self {
-        self.dev = Some(dev);
+    /// The clock read once per request (token and state expiry, session idle time, latency).
+    /// Defaults to the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The CSPRNG for session ids, stream ids and the default sealing key. Defaults to the
+    /// operating system's, through ring.
+    pub fn random_source(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = random;
+        self
+    }
+
+    /// Where log lines go, process-wide (the first sink installed wins). Defaults to a writer
+    /// thread on stderr behind a bounded queue.
+    pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
+        self.log_sink = Some(sink);
+        self
+    }
+
+    /// Requests to paths the server does not serve go to `handler` (with the body read under
+    /// the same cap); when it answers `None`, the request gets the usual 404. Useful with the
+    /// server's own accept loop ([`Server::serve`]); mounted in another stack, route there instead.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Request<Bytes>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Response<Body>>> + Send + 'static,
+    {
+        self.fallback = Some(Arc::new(move |req| Box::pin(handler(req))));
         self
     }
 
     /// Checks the configuration and builds the server.
     pub fn build(self) -> Result<Server, BuildError> {
+        if let Some(sink) = self.log_sink {
+            log::install_sink(sink);
+        }
         let bad_url = || BuildError::BadResourceUrl(self.resource_url.clone());
         let (origin, path) = metadata::split_url(&self.resource_url).ok_or_else(bad_url)?;
         let metadata_url = metadata::metadata_url(&self.resource_url).ok_or_else(bad_url)?;
         let resource_host = host_name(origin.split("://").nth(1).unwrap_or(""));
-        let mut names = std::collections::HashSet::new();
-        for t in &self.registry.tools {
-            if !is_valid_name(t.name()) {
-                return Err(BuildError::BadToolName(t.name().to_owned()));
+        let metadata_paths = {
+            let mut p = vec![
+                WELL_KNOWN_PREFIX.to_owned(),
+                format!("{WELL_KNOWN_PREFIX}{path}"),
+                format!("{WELL_KNOWN_PREFIX}/mcp"),
+            ];
+            p.dedup();
+            p
+        };
+
+        let mut handlers = Handlers::default();
+        let mut tool_specs = Vec::with_capacity(self.tools.len());
+        for t in self.tools {
+            let name = t.name().to_owned();
+            if tool_specs.iter().any(|s: &crate::core::catalog::ToolSpec| s.name == name) {
+                return Err(BuildError::DuplicateTool(name));
             }
-            if !names.insert(t.name().to_owned()) {
-                return Err(BuildError::DuplicateTool(t.name().to_owned()));
-            }
-            crate::mcp::headers::validate_param_annotations(t.schema())
-                .map_err(|why| BuildError::BadParamHeader(t.name().to_owned(), why))?;
+            let (spec, handler) = t.into_parts().map_err(|e| match e {
+                ToolDefinitionError::BadName => BuildError::BadToolName(name.clone()),
+                ToolDefinitionError::InputNotAnObject => {
+                    BuildError::InputSchemaNotObject(name.clone())
+                }
+                ToolDefinitionError::ParamHeader(why) => BuildError::BadParamHeader(name.clone(), why),
+            })?;
+            tool_specs.push(spec);
+            handlers.tools.push(handler);
         }
+        let mut prompt_specs = Vec::new();
+        for p in self.prompts {
+            let (spec, h) = p.into_parts();
+            prompt_specs.push(spec);
+            handlers.prompts.push(h);
+        }
+        let mut resource_specs = Vec::new();
+        for r in self.resources {
+            let (spec, h) = r.into_parts();
+            resource_specs.push(spec);
+            handlers.resources.push(h);
+        }
+        let mut template_specs = Vec::new();
+        for t in self.templates {
+            let (spec, h) = t.into_parts();
+            template_specs.push(spec);
+            handlers.templates.push(h);
+        }
+
         let auth = match self.auth.ok_or(BuildError::NoAuth)? {
             AuthMode::Jwt { authenticator, .. } => {
                 let challenger = Challenger::new(&metadata_url, authenticator.required_scopes());
@@ -329,167 +443,158 @@ impl ServerBuilder {
             AuthMode::Jwt { authenticator, .. } => authenticator.policy().issuer.clone(),
             AuthMode::DangerouslyDisabled => String::new(),
         };
-        let mut metadata_paths = vec![
-            WELL_KNOWN_PREFIX.to_owned(),
-            format!("{WELL_KNOWN_PREFIX}{path}"),
-        ];
-        metadata_paths.push(format!("{WELL_KNOWN_PREFIX}/mcp"));
-        metadata_paths.dedup();
-        let mut hosts = self.hosts;
-        hosts.allowed_hosts.push(resource_host);
-        let resource_name = self.resource_name.unwrap_or_else(|| self.info.name.clone());
+        let resource_name = self
+            .resource_name
+            .unwrap_or_else(|| self.info.name.clone());
         let metadata_doc = metadata::document(
             &self.resource_url,
             &issuer,
             &self.scopes_supported,
             &resource_name,
         );
-        let rng = SystemRandom::new();
-        let state_key = self.state_key.unwrap_or_else(|| {
-            let mut key = [0u8; 32];
-            rng.fill(&mut key).expect("system randomness is available");
-            key
+        let state_key = match self.state_key {
+            Some(k) => k,
+            None => {
+                let mut key = [0u8; 32];
+                self.random
+                    .fill(&mut key)
+                    .map_err(|_| BuildError::NoRandomness)?;
+                key
+            }
+        };
+        let catalog = Catalog::new(CatalogParts {
+            info: self.info,
+            tools: tool_specs,
+            prompts: prompt_specs,
+            resources: resource_specs,
+            templates: template_specs,
+            list_changed: self.list_changed,
+            logging: self.logging,
+            listing: Listing {
+                page_size: self.page_size,
+                ttl_ms: self.list_ttl_ms,
+            },
         });
-        let app = App {
-            core: Core::new(
-                self.info,
-                self.registry,
-                self.list_changed,
-                self.page_size,
-                self.list_ttl_ms,
-                &state_key,
-            ),
+        let core = Arc::new(Core::new(catalog, &state_key));
+        let runtime = Arc::new(Runtime {
+            core: core.clone(),
+            handlers,
+            sessions: Arc::new(MemorySessions::new(SessionLimits {
+                idle_ms: self.session_idle.as_millis() as u64,
+                max_sessions: self.max_sessions,
+                max_per_principal: self.max_sessions_per_principal,
+            })),
+            live: LiveSessions::default(),
+            events: Arc::new(MemoryEvents::default()),
+            streams: Arc::new(LiveStreams::default()),
             notifier: self.notifier,
+            config: RuntimeConfig {
+                sse_keepalive: self.sse_keepalive,
+            },
+            shutdown: CancelToken::new(),
+            rng: self.random,
+        });
+        let mut hosts = self.hosts;
+        hosts.allowed_hosts.push(resource_host);
+        let shared = Arc::new(Shared {
+            core,
+            runtime,
             auth,
-            sessions: SessionStore::new(
-                self.session_idle,
-                self.max_sessions,
-                Instant::now(),
-                Arc::new(SystemRandom::new()),
-            ),
             config: HttpConfig {
                 resource_url: self.resource_url,
                 resource_metadata_url: metadata_url,
+                endpoint_paths: vec!["/mcp".into(), "/mcp/".into()],
                 metadata_paths,
                 hosts,
                 max_body_bytes: self.max_body_bytes,
-                body_timeout: Duration::from_secs(30),
-                sse_keepalive: self.sse_keepalive,
+                body_timeout: self.body_timeout,
             },
             metadata_doc,
-            dev: self.dev,
-            shutdown: CancelToken::new(),
-        };
+            clock: self.clock,
+            fallback: self.fallback,
+        });
         Ok(Server {
-            app: Arc::new(app),
+            shared,
+            session_idle: self.session_idle,
             shutdown_grace: self.shutdown_grace,
+            header_read_timeout: self.header_read_timeout,
+            maintenance: Arc::new(Once::new()),
         })
     }
 }
 
-/// A configured server.
+/// A configured server: serve it with [`Server::serve`], or mount [`Server::service`] in your
+/// own hyper stack or framework. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Server {
-    app: Arc<App>,
-    shutdown_grace: Duration,
+    pub(crate) shared: Arc<Shared>,
+    session_idle: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) header_read_timeout: Duration,
+    maintenance: Arc<Once>,
 }
 
 impl Server {
     /// The canonical MCP URL.
     pub fn resource_url(&self) -> &str {
-        &self.app.config.resource_url
+        &self.shared.config.resource_url
     }
 
     /// The path-inserted metadata URL sent in challenges.
     pub fn resource_metadata_url(&self) -> &str {
-        &self.app.config.resource_metadata_url
+        &self.shared.config.resource_metadata_url
     }
 
     /// Open sessions right now.
     pub fn session_count(&self) -> usize {
-        self.app.sessions.len()
+        self.shared.runtime.sessions.count()
     }
 
-    /// Serves connections from `listener` until `shutdown` completes, then stops accepting, ends
-    /// SSE streams and sessions, and gives in-flight requests the grace period to finish.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
-        if matches!(self.app.auth, AuthMode::DangerouslyDisabled) {
-            log::warn(format_args!(
-                "AUTHORIZATION IS DISABLED: every request is served without a token"
-            ));
-        }
-        let sweeper = self.spawn_sweeper();
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off briefly rather than spin.
-                        log::warn(format_args!("accept failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => break,
+    /// The server as a hyper service, to mount in an existing hyper server or framework router.
+    /// Call it inside a tokio runtime: the first call starts the task that expires idle
+    /// sessions. Call [`Server::shutdown`] when your server stops.
+    pub fn service(&self) -> McpService {
+        self.start_maintenance();
+        McpService::new(self.shared.clone())
+    }
+
+    /// Ends every SSE stream (GET, `subscriptions/listen`), the first step of a shutdown;
+    /// calls in flight may still finish. [`Server::serve`] does this itself.
+    pub fn shutdown(&self) {
+        self.shared.runtime.stop_streams();
+    }
+
+    /// After the grace period: cancels the calls still running and frees every session's live state.
+    pub(crate) fn close_all(&self) {
+        self.shared.runtime.close_all();
+    }
+
+    /// Starts the idle-session sweeper once; it ends when the server is dropped.
+    pub(crate) fn start_maintenance(&self) {
+        self.maintenance.call_once(|| {
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
             };
-            let _ = stream.set_nodelay(true);
-            let app = self.app.clone();
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |req| app.clone().handle(req)),
-                );
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    log::debug(format_args!("connection ended: {e}"));
+            let weak = Arc::downgrade(&self.shared);
+            // Often enough that an idle session never outlives its timeout by more than half of it.
+            let every = (self.session_idle / 2)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30));
+            handle.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = weak.upgrade() else { return };
+                    let freed = shared.runtime.sweep(Now::read(&*shared.clock)).await;
+                    if freed > 0 {
+                        log::info(format_args!("expired {freed} idle sessions"));
+                    }
                 }
             });
-        }
-        drop(listener);
-        log::info(format_args!(
-            "shutting down: no new connections; ending streams"
-        ));
-        // Streams (GET, subscriptions/listen, keep-alives) end now; calls in flight may finish.
-        self.app.shutdown.cancel();
-        sweeper.abort();
-        if tokio::time::timeout(self.shutdown_grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            log::warn(format_args!(
-                "shutdown grace of {} s ran out with requests still in flight; cancelling them",
-                self.shutdown_grace.as_secs()
-            ));
-        }
-        // Past the grace period: cancel what is left and free every session.
-        self.app.sessions.close_all();
-        Ok(())
+        });
     }
 
-    fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
-        let app = Arc::downgrade(&self.app);
-        // Often enough that an idle session never outlives its timeout by more than half of it.
-        let every = (self.app.sessions.idle_timeout() / 2)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(app) = app.upgrade() else { return };
-                let freed = app.sessions.sweep(Instant::now());
-                if freed > 0 {
-                    log::info(format_args!("expired {freed} idle sessions"));
-                }
-            }
-        })
+    /// True when the server runs without authorization.
+    pub(crate) fn auth_disabled(&self) -> bool {
+        matches!(self.shared.auth, AuthMode::DangerouslyDisabled)
     }
 }

@@ -1,50 +1,55 @@
 //! Pure request checks made before any work: Host/Origin (DNS rebinding), Content-Type, Accept, body size.
 
+use std::fmt;
+
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
-use http::HeaderMap;
+use http::{HeaderMap, Uri};
 
 use crate::auth::fetch::is_loopback_host;
 
-/// Which hosts and origins may reach `/mcp`.
+/// Which hosts and origins may reach the endpoint.
 #[derive(Debug, Clone, Default)]
-pub struct HostPolicy {
+pub(crate) struct HostPolicy {
     /// Lowercase host names (no port) besides the loopback names.
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     /// `*` was configured: any Host is accepted (for deployments behind a proxy that checks it).
-    pub any_host: bool,
+    pub(crate) any_host: bool,
     /// Exact origins (`scheme://host[:port]`) accepted besides those of allowed hosts.
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
 }
 
-/// Why Host/Origin was refused: 403, with a body saying which setting to change.
+/// Why Host/Origin was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostError {
-    /// No Host header (HTTP/1.1 requires one).
+pub(crate) enum HostError {
+    /// No Host header (HTTP/1.1 requires one): 400.
     MissingHost,
-    /// The Host is not an allowed name.
+    /// More than one Host header (RFC 9112 section 3.2): 400.
+    RepeatedHost,
+    /// A Host that is not `host[:port]`: 400.
+    MalformedHost(String),
+    /// An absolute-form request target naming a host this server does not serve: 400.
+    ForeignAuthority(String),
+    /// The Host is not an allowed name: 403.
     HostNotAllowed(String),
-    /// The Origin is present and not allowed.
+    /// The Origin is present and not allowed: 403.
     OriginNotAllowed(String),
 }
 
-impl HostError {
-    /// A message for the client naming the setting to change.
-    pub fn message(&self) -> String {
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MissingHost => "Forbidden: the request has no Host header".into(),
-            Self::HostNotAllowed(h) => format!(
-                "Forbidden: Host {h:?} is not allowed (DNS-rebinding protection); set MCP_RESOURCE_URL to the \
-                 public URL or add the host to MCP_ALLOWED_HOSTS"
-            ),
-            Self::OriginNotAllowed(o) => format!(
-                "Forbidden: Origin {o:?} is not allowed (DNS-rebinding protection); add it to MCP_ALLOWED_ORIGINS"
-            ),
+            Self::MissingHost => f.write_str("no Host header"),
+            Self::RepeatedHost => f.write_str("more than one Host header"),
+            Self::MalformedHost(h) => write!(f, "malformed Host {h:?}"),
+            Self::ForeignAuthority(a) => write!(f, "request target names host {a:?}"),
+            Self::HostNotAllowed(h) => write!(f, "Host {h:?} not allowed"),
+            Self::OriginNotAllowed(o) => write!(f, "Origin {o:?} not allowed"),
         }
     }
 }
 
 /// The host name of a `Host` header or URL authority: port removed, IPv6 brackets kept, lowercased.
-pub fn host_name(authority: &str) -> String {
+pub(crate) fn host_name(authority: &str) -> String {
     let name = if authority.starts_with('[') {
         authority.split_inclusive(']').next().unwrap_or(authority)
     } else {
@@ -53,19 +58,60 @@ pub fn host_name(authority: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// Splits `host[:port]` (RFC 9110 section 7.2), refusing anything else: a port that is not
+/// digits, an unclosed or invalid IPv6 literal, characters outside a reg-name.
+fn parse_authority(authority: &str) -> Option<String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        ip.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (&authority[..ip.len() + 2], port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+    if host.is_empty() || (!host.starts_with('[') && !host.bytes().all(reg_name)) {
+        return None;
+    }
+    if let Some(p) = port {
+        if !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5 {
+            return None;
+        }
+    }
+    Some(host.to_ascii_lowercase())
+}
+
 impl HostPolicy {
     fn host_allowed(&self, name: &str) -> bool {
         self.any_host || is_loopback_host(name) || self.allowed_hosts.iter().any(|h| h == name)
     }
 
-    /// Checks Host, then Origin when present (non-browser clients send none).
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), HostError> {
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .ok_or(HostError::MissingHost)?;
-        let name = host_name(host);
-        if !self.host_allowed(&name) {
+    /// Checks the Host (or an absolute-form target's authority, which replaces it), then the
+    /// Origin when present (non-browser clients send none).
+    pub(crate) fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), HostError> {
+        let mut hosts = headers.get_all(HOST).iter();
+        let host = hosts.next().ok_or(HostError::MissingHost)?;
+        if hosts.next().is_some() {
+            return Err(HostError::RepeatedHost);
+        }
+        let host = host
+            .to_str()
+            .map_err(|_| HostError::MalformedHost(String::from_utf8_lossy(host.as_bytes()).into()))?;
+        let name = parse_authority(host).ok_or_else(|| HostError::MalformedHost(host.to_owned()))?;
+        if let Some(authority) = uri.authority() {
+            // RFC 9112 section 3.2.2: an absolute-form target's authority is the one that counts.
+            let target = parse_authority(authority.as_str())
+                .ok_or_else(|| HostError::ForeignAuthority(authority.to_string()))?;
+            if !self.host_allowed(&target) {
+                return Err(HostError::ForeignAuthority(authority.to_string()));
+            }
+        } else if !self.host_allowed(&name) {
             return Err(HostError::HostNotAllowed(host.to_owned()));
         }
         if let Some(origin) = headers.get(ORIGIN) {
@@ -78,7 +124,7 @@ impl HostPolicy {
     }
 
     /// True when `origin` is listed, or is an http(s) origin of an allowed host.
-    pub fn origin_allowed(&self, origin: &str) -> bool {
+    pub(crate) fn origin_allowed(&self, origin: &str) -> bool {
         if self.allowed_origins.iter().any(|o| o == origin) {
             return true;
         }
@@ -88,17 +134,16 @@ impl HostPolicy {
         else {
             return false;
         };
-        if authority.is_empty() || authority.contains('/') {
+        let Some(name) = parse_authority(authority) else {
             return false;
-        }
-        let name = host_name(authority);
+        };
         // `any_host` loosens Host only; an Origin must still be named or be one of ours.
         is_loopback_host(&name) || self.allowed_hosts.contains(&name)
     }
 }
 
 /// True for `application/json`, with or without parameters such as charset.
-pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -108,16 +153,16 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
 
 /// Which response types the client accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accept {
+pub(crate) struct Accept {
     /// `application/json` is acceptable.
-    pub json: bool,
+    pub(crate) json: bool,
     /// `text/event-stream` is acceptable.
-    pub sse: bool,
+    pub(crate) sse: bool,
 }
 
 impl Accept {
     /// Reads every Accept header; none at all means anything is acceptable (RFC 9110 section 12.5.1).
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let mut values = headers.get_all(ACCEPT).iter().peekable();
         if values.peek().is_none() {
             return Self {
@@ -133,7 +178,7 @@ impl Accept {
             let Ok(value) = value.to_str() else { continue };
             for range in value.split(',') {
                 let mut parts = range.split(';');
-                let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+                let media = parts.next().unwrap_or("").trim();
                 let refused = parts.any(|p| {
                     p.trim()
                         .strip_prefix("q=")
@@ -143,14 +188,14 @@ impl Accept {
                 if refused {
                     continue;
                 }
-                match media.as_str() {
-                    "*/*" => {
-                        accept.json = true;
-                        accept.sse = true;
-                    }
-                    "application/json" | "application/*" => accept.json = true,
-                    "text/event-stream" | "text/*" => accept.sse = true,
-                    _ => {}
+                let is = |m: &str| media.eq_ignore_ascii_case(m);
+                if is("*/*") {
+                    accept.json = true;
+                    accept.sse = true;
+                } else if is("application/json") || is("application/*") {
+                    accept.json = true;
+                } else if is("text/event-stream") || is("text/*") {
+                    accept.sse = true;
                 }
             }
         }
@@ -159,7 +204,7 @@ impl Accept {
 }
 
 /// The declared `Content-Length`, if present and numeric.
-pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -186,89 +231,102 @@ mod tests {
         }
     }
 
+    fn origin_form() -> Uri {
+        Uri::from_static("/mcp")
+    }
+
     #[test]
     fn allows_loopback_and_configured_hosts_on_any_port() {
         for host in [
             "localhost:3000",
             "127.0.0.1:1",
             "[::1]:8080",
+            "[::1]",
             "MCP.example.com",
             "mcp.example.com:443",
         ] {
-            assert_eq!(policy().check(&h(&[(HOST, host)])), Ok(()), "{host}");
+            assert_eq!(
+                policy().check(&origin_form(), &h(&[(HOST, host)])),
+                Ok(()),
+                "{host}"
+            );
         }
     }
 
     #[test]
     fn rejects_foreign_host_and_origin() {
         assert!(matches!(
-            policy().check(&h(&[(HOST, "evil.example")])),
+            policy().check(&origin_form(), &h(&[(HOST, "evil.example")])),
             Err(HostError::HostNotAllowed(_))
         ));
-        let r = policy().check(&h(&[
-            (HOST, "localhost:3000"),
-            (ORIGIN, "http://evil.example"),
-        ]));
+        let r = policy().check(
+            &origin_form(),
+            &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://evil.example")]),
+        );
         assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
-        let r = policy().check(&h(&[(HOST, "localhost:3000"), (ORIGIN, "null")]));
+        let r = policy().check(&origin_form(), &h(&[(HOST, "localhost:3000"), (ORIGIN, "null")]));
         assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
         assert_eq!(
-            policy().check(&HeaderMap::new()),
+            policy().check(&origin_form(), &HeaderMap::new()),
             Err(HostError::MissingHost)
         );
     }
 
     #[test]
+    fn refuses_ambiguous_or_malformed_hosts() {
+        assert_eq!(
+            policy().check(
+                &origin_form(),
+                &h(&[(HOST, "localhost"), (HOST, "evil.example")])
+            ),
+            Err(HostError::RepeatedHost)
+        );
+        for bad in ["[::1", "localhost:abc", "[zz]:1", "local host", "a:1:2", ""] {
+            assert!(
+                matches!(
+                    policy().check(&origin_form(), &h(&[(HOST, bad)])),
+                    Err(HostError::MalformedHost(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let absolute = Uri::from_static("http://evil.example/mcp");
+        assert!(matches!(
+            policy().check(&absolute, &h(&[(HOST, "localhost")])),
+            Err(HostError::ForeignAuthority(_))
+        ));
+        let ours = Uri::from_static("http://localhost:3000/mcp");
+        assert_eq!(policy().check(&ours, &h(&[(HOST, "localhost:3000")])), Ok(()));
+    }
+
+    #[test]
     fn accepts_own_origin() {
-        let r = policy().check(&h(&[
-            (HOST, "mcp.example.com"),
-            (ORIGIN, "https://mcp.example.com"),
-        ]));
+        let r = policy().check(
+            &origin_form(),
+            &h(&[(HOST, "mcp.example.com"), (ORIGIN, "https://mcp.example.com")]),
+        );
         assert_eq!(r, Ok(()));
-        let r = policy().check(&h(&[
-            (HOST, "localhost:3000"),
-            (ORIGIN, "http://localhost:5173"),
-        ]));
+        let r = policy().check(
+            &origin_form(),
+            &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://localhost:5173")]),
+        );
         assert_eq!(r, Ok(()));
     }
 
     #[test]
     fn parses_accept() {
+        let a = |v: &str| Accept::from_headers(&h(&[(ACCEPT, v)]));
         assert_eq!(
             Accept::from_headers(&HeaderMap::new()),
-            Accept {
-                json: true,
-                sse: true
-            }
+            Accept { json: true, sse: true }
         );
+        assert_eq!(a("text/html"), Accept { json: false, sse: false });
+        assert_eq!(a("application/json"), Accept { json: true, sse: false });
         assert_eq!(
-            Accept::from_headers(&h(&[(ACCEPT, "text/html")])),
-            Accept {
-                json: false,
-                sse: false
-            }
+            a("application/json, text/event-stream;q=0"),
+            Accept { json: true, sse: false }
         );
-        assert_eq!(
-            Accept::from_headers(&h(&[(ACCEPT, "application/json")])),
-            Accept {
-                json: true,
-                sse: false
-            }
-        );
-        assert_eq!(
-            Accept::from_headers(&h(&[(ACCEPT, "application/json, text/event-stream;q=0")])),
-            Accept {
-                json: true,
-                sse: false
-            }
-        );
-        assert_eq!(
-            Accept::from_headers(&h(&[(ACCEPT, "*/*")])),
-            Accept {
-                json: true,
-                sse: true
-            }
-        );
+        assert_eq!(a("*/*"), Accept { json: true, sse: true });
     }
 
     #[test]

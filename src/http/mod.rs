@@ -1,105 +1,148 @@
-//! The hyper shell: routes requests, runs the checks in order, performs the I/O the core decides on.
+//! The HTTP shell: routes, runs Host/Origin, the body cap, auth and content negotiation, hands the rest to the core, and turns decisions into responses.
 //!
-//! * [`checks`]: Host/Origin, Content-Type, Accept (pure).
-//! * [`body`]: the response body and the SSE response builder.
-//! * `post`, `stream`, `call`: POST; GET, DELETE and listen streams; running a handler (JSON or SSE).
-//! * `dev`: the dev issuer's routes (only with `--dev`).
+//! Its files are leaves that never import each other; this one sequences them:
+//!
+//! * [`checks`]: Host/Origin, Content-Type, Accept, Content-Length (pure);
+//! * `read`: the request body into one buffer under the cap;
+//! * [`error`]: transport errors and their one mapping to a response;
+//! * `respond`: responses for replies, streams, rejections, metadata, CORS.
+//!
+//! Check order on the endpoint: Host/Origin (400/403) → declared size (413) → auth
+//! (401/403/400/503) → Content-Type (415) → Accept (406) → body read under the cap (413) → the
+//! core (JSON, JSON-RPC, era rules, dispatch). Nothing is read or allocated for an
+//! unauthenticated caller beyond its request head.
 
-pub mod body;
-mod call;
-pub mod checks;
-mod dev;
-mod post;
-mod stream;
+pub(crate) mod checks;
+pub(crate) mod error;
+mod read;
+mod respond;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use serde_json::Value;
+use http::header::{HeaderValue, ORIGIN};
+use http::request::Parts;
+use http::{Method, Request, Response, Uri};
 
-use crate::auth::metadata::WELL_KNOWN_PREFIX;
 use crate::auth::{AuthError, Authenticator, Challenger, Principal};
-use crate::dev::DevIssuer;
-use crate::jsonrpc::{self, ErrorObject, Id};
+use crate::body::Body;
+use crate::core::message::Id;
+use crate::core::{BatchItem, Core, Decision, Facts, Post, ProtocolError, Reply, Step};
 use crate::log;
-use crate::mcp::context::CancelToken;
-use crate::mcp::{Core, RequestError};
-use crate::session::SessionStore;
-pub use body::Body;
-use checks::HostPolicy;
+use crate::runtime::session::{SessionRecord, StoreError};
+use crate::runtime::{Call, Outcome, Runtime};
+use crate::sources::{Clock, Now};
+use checks::{Accept, HostPolicy};
+use error::TransportError;
 
 /// How requests are authorized.
 #[derive(Debug)]
-pub enum AuthMode {
+pub(crate) enum AuthMode {
     /// Verify every request's bearer token.
     Jwt {
         /// The verifier.
         authenticator: Authenticator,
-        /// Challenge builder.
+        /// The challenge builder.
         challenger: Challenger,
     },
     /// No authorization at all (conformance testing). Named loudly on purpose.
     DangerouslyDisabled,
 }
 
-/// Transport limits and switches.
+/// Transport settings.
 #[derive(Debug, Clone)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     /// The canonical MCP URL (`resource` in the metadata).
-    pub resource_url: String,
+    pub(crate) resource_url: String,
     /// The path-inserted metadata URL sent in challenges.
-    pub resource_metadata_url: String,
+    pub(crate) resource_metadata_url: String,
+    /// Paths the endpoint is served at.
+    pub(crate) endpoint_paths: Vec<String>,
     /// Paths the metadata document is served at.
-    pub metadata_paths: Vec<String>,
+    pub(crate) metadata_paths: Vec<String>,
     /// Host/Origin policy.
-    pub hosts: HostPolicy,
-    /// Request body cap in bytes. Defaults to 4 MiB.
-    pub max_body_bytes: u64,
-    /// How long a client may take to send its body. Defaults to 30 s.
-    pub body_timeout: Duration,
-    /// SSE keep-alive interval. Defaults to 15 s.
-    pub sse_keepalive: Duration,
+    pub(crate) hosts: HostPolicy,
+    /// Request body cap in bytes.
+    pub(crate) max_body_bytes: u64,
+    /// How long a client may take to send its body.
+    pub(crate) body_timeout: Duration,
 }
 
-/// Everything a request handler needs; shared by `Arc`, never locked as a whole.
-pub struct App {
-    pub(crate) core: Core,
-    pub(crate) notifier: crate::mcp::notify::Notifier,
+/// A handler for paths the server does not serve (`ServerBuilder::fallback`); it gets the body
+/// read under the same cap.
+pub(crate) type Fallback = Arc<
+    dyn Fn(Request<Bytes>) -> Pin<Box<dyn Future<Output = Option<Response<Body>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The peer's address, set as a request extension by `Server::serve`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// Everything a request needs; shared by `Arc`, never locked as a whole.
+pub(crate) struct Shared {
+    pub(crate) core: Arc<Core>,
+    pub(crate) runtime: Arc<Runtime>,
     pub(crate) auth: AuthMode,
-    pub(crate) sessions: SessionStore,
     pub(crate) config: HttpConfig,
     pub(crate) metadata_doc: Bytes,
-    pub(crate) dev: Option<Arc<DevIssuer>>,
-    pub(crate) shutdown: CancelToken,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) fallback: Option<Fallback>,
 }
 
-impl std::fmt::Debug for App {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
+        f.debug_struct("Shared")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
-/// What the per-request log line reports besides method, path, status and latency.
-#[derive(Debug, Default)]
-pub(crate) struct LogFields {
-    pub(crate) rpc: Option<String>,
-    pub(crate) tool: Option<String>,
-    pub(crate) sub: Option<String>,
-    pub(crate) detail: Option<String>,
+/// The server as a [`hyper::service::Service`], for any request body type: mount it in your
+/// own hyper server, or adapt it for a framework's router. Cheap to clone.
+///
+/// It answers the MCP endpoint, the RFC 9728 metadata paths and `/healthz`; other paths get
+/// 404 (or the [`ServerBuilder::fallback`](crate::ServerBuilder::fallback) handler when the
+/// server runs its own accept loop).
+#[derive(Debug, Clone)]
+pub struct McpService {
+    shared: Arc<Shared>,
 }
 
-/// Seconds since the Unix epoch, read once per request by the shell and passed into the core.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+impl McpService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for McpService
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.handle(req).await) })
+    }
+}
+
+/// What the request log line reports besides method, path, status and latency.
+#[derive(Default)]
+struct LogFields<'a> {
+    rpc: Option<&'static str>,
+    tool: Option<&'a str>,
+    principal: Option<Arc<Principal>>,
+    detail: Option<String>,
 }
 
 /// The principal used when authorization is disabled.
@@ -113,150 +156,137 @@ fn anonymous() -> Principal {
     }
 }
 
-impl App {
+impl Shared {
     /// Handles one request and writes its log line.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, Infallible> {
-        let start = Instant::now();
+    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+    {
+        let now = Now::read(&*self.clock);
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let uri = req.uri().clone();
         let mut fields = LogFields::default();
-        let resp = self.route(req, &mut fields).await;
-        if log::enabled(log::Level::Info) && path != "/healthz" {
-            let mut line = String::with_capacity(160);
-            log::field(&mut line, "method", method.as_str());
-            log::field(&mut line, "path", &path);
-            log::field(&mut line, "status", resp.status().as_str());
-            log::field(
-                &mut line,
-                "latency_us",
-                &start.elapsed().as_micros().to_string(),
-            );
-            for (k, v) in [
-                ("rpc", &fields.rpc),
-                ("tool", &fields.tool),
-                ("sub", &fields.sub),
-                ("detail", &fields.detail),
-            ] {
-                if let Some(v) = v {
-                    log::field(&mut line, k, v);
-                }
-            }
-            log::info(format_args!("request{line}"));
-        }
-        Ok(resp)
-    }
-
-    async fn route(
-        self: &Arc<Self>,
-        req: Request<Incoming>,
-        fields: &mut LogFields,
-    ) -> Response<Body> {
-        let path = req.uri().path();
-        if path == "/mcp" || path == "/mcp/" {
-            return self.mcp(req, fields).await;
-        }
-        if path == "/healthz" {
-            return match *req.method() {
-                Method::GET | Method::HEAD => {
-                    json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
-                }
-                _ => method_not_allowed("GET, HEAD"),
-            };
-        }
-        if path.starts_with(WELL_KNOWN_PREFIX)
-            && self.config.metadata_paths.iter().any(|p| p == path)
-        {
-            return self.metadata(&req);
-        }
-        if let Some(dev) = &self.dev {
-            if let Some(resp) = dev::route(dev, &self.config, req).await {
-                return resp;
-            }
-            return not_found();
-        }
-        not_found()
-    }
-
-    fn metadata(&self, req: &Request<Incoming>) -> Response<Body> {
-        match *req.method() {
-            Method::GET | Method::HEAD => {
-                let mut resp = json(StatusCode::OK, self.metadata_doc.clone());
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=3600"),
-                );
-                // A public document: any browser origin may read it.
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                );
-                resp
-            }
-            Method::OPTIONS => {
-                let mut resp = empty(StatusCode::NO_CONTENT);
-                let h = resp.headers_mut();
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                );
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_METHODS,
-                    HeaderValue::from_static("GET, OPTIONS"),
-                );
-                h.insert(
-                    header::ACCESS_CONTROL_MAX_AGE,
-                    HeaderValue::from_static("600"),
-                );
-                resp
-            }
-            _ => method_not_allowed("GET, HEAD, OPTIONS"),
-        }
-    }
-
-    async fn mcp(
-        self: &Arc<Self>,
-        req: Request<Incoming>,
-        fields: &mut LogFields,
-    ) -> Response<Body> {
-        // 1. DNS-rebinding protection comes before anything else, auth included.
-        if let Err(e) = self.config.hosts.check(req.headers()) {
-            fields.detail = Some(format!("{e:?}"));
-            return rpc_error_response(
-                StatusCode::FORBIDDEN,
-                None,
-                &ErrorObject::new(jsonrpc::ErrorCode::INVALID_REQUEST, e.message()),
-            );
-        }
-        let origin = req.headers().get(header::ORIGIN).cloned();
-        let mut resp = match *req.method() {
-            Method::POST => post::handle(self, req, fields).await,
-            Method::GET => stream::get(self, req, fields).await,
-            Method::DELETE => stream::delete(self, req, fields).await,
-            Method::OPTIONS => preflight(req.headers()),
-            _ => method_not_allowed("GET, POST, DELETE, OPTIONS"),
-        };
-        if let Some(origin) = origin {
-            // Origin was checked above, so echoing it grants only allowed origins.
-            let h = resp.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-            h.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version"),
-            );
+        let resp = self.route(req, now, &mut fields).await;
+        if uri.path() != "/healthz" && log::enabled(log::Level::Info) {
+            self.log_request(&method, &uri, &resp, now, &fields);
         }
         resp
     }
 
-    /// Authenticates or returns the rejection response. With auth disabled, everyone is anonymous.
-    pub(crate) async fn authenticate(
+    fn log_request(
         &self,
-        headers: &http::HeaderMap,
-        fields: &mut LogFields,
+        method: &Method,
+        uri: &Uri,
+        resp: &Response<Body>,
+        start: Now,
+        fields: &LogFields<'_>,
+    ) {
+        let mut line = String::with_capacity(160);
+        line.push_str("request");
+        log::field(&mut line, "method", method.as_str());
+        log::field(&mut line, "path", uri.path());
+        log::field(&mut line, "status", resp.status().as_str());
+        let latency = start.micros_until(Now::read(&*self.clock));
+        log::field(&mut line, "latency_us", itoa(latency, &mut [0u8; 20]));
+        if let Some(v) = fields.rpc {
+            log::field(&mut line, "rpc", v);
+        }
+        if let Some(v) = fields.tool {
+            log::field(&mut line, "tool", v);
+        }
+        if let Some(sub) = fields.principal.as_ref().and_then(|p| p.subject.as_deref()) {
+            log::field(&mut line, "sub", sub);
+        }
+        if let Some(v) = &fields.detail {
+            log::field(&mut line, "detail", v);
+        }
+        log::emit(log::Level::Info, line);
+    }
+
+    async fn route<'a, B>(
+        &'a self,
+        req: Request<B>,
+        now: Now,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+    {
+        let path = req.uri().path();
+        if self.config.endpoint_paths.iter().any(|p| p == path) {
+            return self.endpoint(req, now, fields).await;
+        }
+        if path == "/healthz" {
+            return match *req.method() {
+                Method::GET | Method::HEAD => respond::health(),
+                _ => TransportError::MethodNotAllowed("GET, HEAD").response(),
+            };
+        }
+        if self.config.metadata_paths.iter().any(|p| p == path) {
+            return match *req.method() {
+                Method::GET | Method::HEAD | Method::OPTIONS => {
+                    respond::metadata(req.method(), &self.metadata_doc)
+                }
+                _ => TransportError::MethodNotAllowed("GET, HEAD, OPTIONS").response(),
+            };
+        }
+        match &self.fallback {
+            Some(f) => {
+                let (parts, body) = req.into_parts();
+                let max = self.config.max_body_bytes;
+                let declared = checks::content_length(&parts.headers);
+                if declared.is_some_and(|n| n > max) {
+                    return TransportError::PayloadTooLarge(max).response();
+                }
+                match read::body(body, declared, max, self.config.body_timeout).await {
+                    Ok(bytes) => f(Request::from_parts(parts, bytes))
+                        .await
+                        .unwrap_or_else(|| TransportError::NotFound.response()),
+                    Err(e) => read_error(e, max).response(),
+                }
+            }
+            None => TransportError::NotFound.response(),
+        }
+    }
+
+    async fn endpoint<'a, B>(
+        &'a self,
+        req: Request<B>,
+        now: Now,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+    {
+        // DNS-rebinding protection comes before anything else, auth included.
+        if let Err(e) = self.config.hosts.check(req.uri(), req.headers()) {
+            fields.detail = Some(e.to_string());
+            return TransportError::Host(e).response();
+        }
+        let origin: Option<HeaderValue> = req.headers().get(ORIGIN).cloned();
+        let mut resp = match *req.method() {
+            Method::POST => self.post(req, now, fields).await,
+            Method::GET => self.get(req, now, fields).await,
+            Method::DELETE => self.delete(req, now, fields).await,
+            Method::OPTIONS => respond::preflight(req.headers()),
+            _ => TransportError::MethodNotAllowed("GET, POST, DELETE, OPTIONS").response(),
+        };
+        if let Some(origin) = origin {
+            // Origin was checked above, so echoing it grants only allowed origins.
+            respond::allow_origin(&mut resp, origin);
+        }
+        resp
+    }
+
+    /// Authenticates or returns the rejection. With auth disabled, everyone is anonymous.
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        now: Now,
+        fields: &mut LogFields<'_>,
     ) -> Result<Arc<Principal>, Response<Body>> {
         let (authenticator, challenger) = match &self.auth {
             AuthMode::DangerouslyDisabled => return Ok(Arc::new(anonymous())),
@@ -265,157 +295,363 @@ impl App {
                 challenger,
             } => (authenticator, challenger),
         };
-        match authenticator.authenticate(headers, unix_now()).await {
+        let _peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+        match authenticator.authenticate(&parts.headers, now.unix_secs()).await {
             Ok(p) => {
-                fields.sub = p.subject.clone();
+                fields.principal = Some(p.clone());
                 Ok(p)
             }
             Err(e) => {
                 fields.detail = Some(e.to_string());
-                Err(auth_rejection(challenger, &e))
+                Err(respond::rejection(challenger.reject(&e)))
             }
         }
     }
 
-    /// Checks a tool's own scopes; `Some` is the 403 response.
-    pub(crate) fn scope_rejection(
-        &self,
-        principal: &Principal,
-        scopes: &[String],
-    ) -> Option<Response<Body>> {
+    /// The 403 for a tool's scopes, through the auth layer's one mapping.
+    fn scope_rejection(&self, principal: &Principal, scopes: &[String]) -> Response<Body> {
         match &self.auth {
-            AuthMode::DangerouslyDisabled => None,
             AuthMode::Jwt {
                 authenticator,
                 challenger,
-            } => authenticator
-                .check_scopes(principal, scopes)
-                .err()
-                .map(|e| auth_rejection(challenger, &e)),
+            } => {
+                let e = authenticator
+                    .check_scopes(principal, scopes)
+                    .err()
+                    .unwrap_or(AuthError::InsufficientScope {
+                        required: scopes.to_vec(),
+                    });
+                respond::rejection(challenger.reject(&e))
+            }
+            // Without auth there are no scopes to lack; the core never asks.
+            AuthMode::DangerouslyDisabled => respond::reply(
+                ProtocolError::Internal.reply(false, None),
+            ),
         }
     }
-}
 
-fn auth_rejection(challenger: &Challenger, e: &AuthError) -> Response<Body> {
-    let r = challenger.reject(e);
-    let mut resp = json(r.status, r.body);
-    if let Some(w) = r.www_authenticate {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, w);
-    }
-    if let Some(secs) = r.retry_after_secs {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    resp
-}
-
-/// Request headers a browser may send to `/mcp`, besides the per-tool `Mcp-Param-*` ones.
-const CORS_ALLOWED_HEADERS: &str =
-    "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID";
-
-fn preflight(headers: &http::HeaderMap) -> Response<Body> {
-    let mut resp = empty(StatusCode::NO_CONTENT);
-    // `Mcp-Param-*` names vary per tool and cannot be wildcarded, so requested ones are added.
-    let mut allowed = String::from(CORS_ALLOWED_HEADERS);
-    if let Some(requested) = headers
-        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        .and_then(|v| v.to_str().ok())
+    async fn post<'a, B>(
+        &'a self,
+        req: Request<B>,
+        now: Now,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
     {
-        for name in requested.split(',').map(str::trim) {
-            let is_param = name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-");
-            if is_param
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                allowed.push_str(", ");
-                allowed.push_str(name);
+        let (parts, body) = req.into_parts();
+        let max = self.config.max_body_bytes;
+        let declared = checks::content_length(&parts.headers);
+        // A declared oversize body is refused before auth, without reading a byte of it.
+        if declared.is_some_and(|n| n > max) {
+            return TransportError::PayloadTooLarge(max).response();
+        }
+        // The body is only read for authenticated callers.
+        let principal = match self.authenticate(&parts, now, fields).await {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        if !checks::is_json_content_type(&parts.headers) {
+            return TransportError::UnsupportedMediaType.response();
+        }
+        let accept = Accept::from_headers(&parts.headers);
+        if !accept.json && !accept.sse {
+            return TransportError::NotAcceptable.response();
+        }
+        let bytes = match read::body(body, declared, max, self.config.body_timeout).await {
+            Ok(b) => b,
+            Err(e) => return read_error(e, max).response(),
+        };
+        let facts = Facts {
+            principal: &principal,
+            now: now.unix_secs(),
+        };
+        let post = Post {
+            headers: &parts.headers,
+            body: &bytes,
+        };
+        let (step, rpc) = self.core.post(post, facts);
+        fields.rpc = rpc;
+        let (decision, session) = match step {
+            Step::Decided(d) => (d, None),
+            Step::NeedSession(id, pending) => {
+                let (fact, record) = self
+                    .runtime
+                    .find_session(id.as_deref(), &principal, now)
+                    .await;
+                (self.core.with_session(pending, fact, facts), record)
+            }
+        };
+        let call = Call {
+            principal: principal.clone(),
+            accepts_sse: accept.sse,
+            session: session.clone(),
+            now,
+        };
+        let resp = self.perform(decision, call, fields).await;
+        match &session {
+            Some(s) => respond::with_session(resp, &s.id),
+            None => resp,
+        }
+    }
+
+    /// Carries out a decision of the core.
+    async fn perform<'a>(
+        &'a self,
+        decision: Decision,
+        call: Call,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body> {
+        let note = |fields: &mut LogFields<'_>, r: &Reply| {
+            if r.detail.is_some() {
+                fields.detail.clone_from(&r.detail);
+            }
+        };
+        match decision {
+            Decision::Reply(r) => {
+                note(fields, &r);
+                respond::reply(r)
+            }
+            Decision::Run(run) => {
+                if let crate::core::Target::Tool(i) = run.target {
+                    fields.tool = Some(self.core.catalog().tool_name(i));
+                }
+                match self.runtime.call(run, call).await {
+                    Outcome::Reply(r) => {
+                        note(fields, &r);
+                        respond::reply(r)
+                    }
+                    Outcome::Stream(rx) => respond::sse(rx),
+                }
+            }
+            Decision::Initialize {
+                id,
+                version,
+                client_capabilities,
+                reply,
+            } => {
+                let opened = self
+                    .runtime
+                    .open_session(&call.principal, version, client_capabilities, call.now)
+                    .await;
+                match opened {
+                    Ok(record) => {
+                        note(fields, &reply);
+                        respond::with_session(respond::reply(reply), &record.id)
+                    }
+                    Err(e) => {
+                        fields.detail = Some(e.to_string());
+                        respond::reply(store_error(e).reply(false, Some(&id)))
+                    }
+                }
+            }
+            Decision::Update(update, reply) => {
+                let Some(session) = &call.session else {
+                    return respond::reply(ProtocolError::SessionNotFound.reply(false, None));
+                };
+                match self.runtime.update_session(session, &update).await {
+                    Ok(_) => respond::reply(reply),
+                    Err(e) => respond::reply(store_error(e).reply(false, None)),
+                }
+            }
+            Decision::Listen(listen) => respond::sse(self.runtime.listen(listen)),
+            Decision::Cancel(id) => {
+                if let Some(s) = &call.session {
+                    self.runtime.cancel(s, &id);
+                }
+                respond::reply(Reply::accepted())
+            }
+            Decision::Answer(id, outcome) => {
+                self.answer(call.session.as_deref(), &id, outcome, fields);
+                respond::reply(Reply::accepted())
+            }
+            Decision::InsufficientScope(scopes) => {
+                fields.detail = Some("insufficient scope for tool".into());
+                self.scope_rejection(&call.principal, &scopes)
+            }
+            Decision::Batch(items) => self.batch(items, call, fields).await,
+        }
+    }
+
+    fn answer(
+        &self,
+        session: Option<&SessionRecord>,
+        id: &Id,
+        outcome: Result<serde_json::Value, serde_json::Value>,
+        fields: &mut LogFields<'_>,
+    ) {
+        let delivered = session.is_some_and(|s| self.runtime.answer(s, id, outcome));
+        if !delivered {
+            fields.detail = Some(format!("response to unknown request id {id}"));
+        }
+    }
+
+    /// A 2025-03-26 batch: items in order, handlers run one after another, one array answered.
+    async fn batch<'a>(
+        &'a self,
+        items: Vec<BatchItem>,
+        call: Call,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body> {
+        let mut out: Vec<u8> = Vec::with_capacity(256);
+        let mut any = false;
+        let mut push = |out: &mut Vec<u8>, body: &[u8]| {
+            out.push(if any { b',' } else { b'[' });
+            out.extend_from_slice(body);
+            any = true;
+        };
+        for item in items {
+            match item {
+                BatchItem::Reply(body) => push(&mut out, &body),
+                BatchItem::Run(run) => {
+                    let reply = self.runtime.call_to_reply(run, call.clone()).await;
+                    push(&mut out, &reply.body);
+                }
+                BatchItem::Update(update, body) => {
+                    if let Some(s) = &call.session {
+                        let _ = self.runtime.update_session(s, &update).await;
+                    }
+                    push(&mut out, &body);
+                }
+                BatchItem::Cancel(id) => {
+                    if let Some(s) = &call.session {
+                        self.runtime.cancel(s, &id);
+                    }
+                }
+                BatchItem::Answer(id, outcome) => {
+                    self.answer(call.session.as_deref(), &id, outcome, fields)
+                }
             }
         }
+        if !any {
+            return respond::reply(Reply::accepted());
+        }
+        out.push(b']');
+        respond::reply(Reply::ok(out))
     }
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_str(&allowed).expect("checked token characters"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
-    resp
-}
 
-/// A JSON response.
-pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Body::full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// A JSON response from a value.
-pub(crate) fn json_value(status: StatusCode, value: &Value) -> Response<Body> {
-    json(
-        status,
-        Bytes::from(serde_json::to_vec(value).expect("a Value serializes")),
-    )
-}
-
-/// A response with no body.
-pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = status;
-    resp
-}
-
-/// A JSON-RPC error as a whole response.
-pub(crate) fn rpc_error_response(
-    status: StatusCode,
-    id: Option<&Id>,
-    error: &ErrorObject,
-) -> Response<Body> {
-    json_value(status, &jsonrpc::error_response(id, error))
-}
-
-/// A [`RequestError`] as a whole response: its one mapping, plus Retry-After where it applies.
-pub(crate) fn request_error(
-    err: &RequestError,
-    modern: bool,
-    id: Option<&Id>,
-    fields: &mut LogFields,
-) -> Response<Body> {
-    fields.detail.get_or_insert_with(|| err.to_string());
-    let (status, obj) = err.to_wire(modern);
-    let mut resp = rpc_error_response(status, id, &obj);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    /// GET: the session's standalone stream, or a resumed one with `Last-Event-ID`.
+    async fn get<'a, B>(
+        &'a self,
+        req: Request<B>,
+        now: Now,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body> {
+        let (parts, _) = req.into_parts();
+        let principal = match self.authenticate(&parts, now, fields).await {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        if let Err(r) = self.core.stream_preconditions(&parts.headers) {
+            return respond::reply(r);
+        }
+        if !Accept::from_headers(&parts.headers).sse {
+            return TransportError::StreamNotAcceptable.response();
+        }
+        let sid = match self.core.session_id(&parts.headers) {
+            Ok(s) => s,
+            Err(r) => return respond::reply(r),
+        };
+        let record = match self.runtime.find_session(Some(sid), &principal, now).await {
+            (_, Some(r)) => r,
+            (fact, None) => return respond::reply(self.core.error_reply(&missing(&fact))),
+        };
+        let opened = match self.core.last_event_id(&parts.headers) {
+            Err(r) => Err(r),
+            Ok(Some(last)) => {
+                fields.detail = Some(format!("resume {last}"));
+                self.runtime
+                    .resume(&record, last)
+                    .await
+                    .map_err(|e| self.core.error_reply(&e))
+            }
+            Ok(None) => self
+                .runtime
+                .standalone(record.clone())
+                .await
+                .map_err(|e| self.core.error_reply(&e)),
+        };
+        let resp = match opened {
+            Ok(rx) => respond::sse(rx),
+            Err(r) => respond::reply(r),
+        };
+        respond::with_session(resp, &record.id)
     }
-    resp
+
+    /// DELETE: ends the caller's session.
+    async fn delete<'a, B>(
+        &'a self,
+        req: Request<B>,
+        now: Now,
+        fields: &mut LogFields<'a>,
+    ) -> Response<Body> {
+        let (parts, _) = req.into_parts();
+        let principal = match self.authenticate(&parts, now, fields).await {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        };
+        if let Err(r) = self.core.stream_preconditions(&parts.headers) {
+            return respond::reply(r);
+        }
+        let sid = match self.core.session_id(&parts.headers) {
+            Ok(s) => s,
+            Err(r) => return respond::reply(r),
+        };
+        match self.runtime.delete_session(sid, &principal, now).await {
+            Ok(true) => respond::no_content(),
+            Ok(false) => respond::reply(self.core.error_reply(&ProtocolError::SessionNotFound)),
+            Err(e) => respond::reply(self.core.error_reply(&store_error(e))),
+        }
+    }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = json(
-        StatusCode::METHOD_NOT_ALLOWED,
-        Bytes::from(format!(
-            "{{\"error\":\"method_not_allowed\",\"allow\":\"{allow}\"}}"
-        )),
-    );
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    resp
+/// The protocol error for a session lookup that found nothing usable.
+fn missing(fact: &crate::core::SessionFact) -> ProtocolError {
+    match fact {
+        crate::core::SessionFact::Unavailable => ProtocolError::SessionStoreUnavailable,
+        _ => ProtocolError::SessionNotFound,
+    }
 }
 
-fn not_found() -> Response<Body> {
-    json(
-        StatusCode::NOT_FOUND,
-        Bytes::from_static(b"{\"error\":\"not_found\"}"),
-    )
+fn store_error(e: StoreError) -> ProtocolError {
+    match e {
+        StoreError::Full => ProtocolError::TooManySessions,
+        StoreError::PrincipalFull => ProtocolError::PrincipalSessionCap,
+        StoreError::Unavailable => ProtocolError::SessionStoreUnavailable,
+    }
+}
+
+fn read_error(e: read::ReadError, max: u64) -> TransportError {
+    match e {
+        read::ReadError::TooLarge => TransportError::PayloadTooLarge(max),
+        read::ReadError::Timeout => TransportError::BodyTimeout,
+        read::ReadError::Broken => TransportError::BodyUnreadable,
+    }
+}
+
+/// Formats `n` in decimal into `buf` without allocating.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ascii digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn itoa_writes_decimal() {
+        assert_eq!(itoa(0, &mut [0; 20]), "0");
+        assert_eq!(itoa(412, &mut [0; 20]), "412");
+        assert_eq!(itoa(u64::MAX, &mut [0; 20]), "18446744073709551615");
+    }
 }

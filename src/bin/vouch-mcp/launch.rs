@@ -1,0 +1,201 @@
+//! Assembles the guide's server from a [`Config`]: key source, authenticator, the two tools, and the dev issuer.
+
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+use vouch_mcp::auth::fetch::HttpFetcher;
+use vouch_mcp::auth::refresh::RefreshPolicy;
+use vouch_mcp::auth::{AudiencePolicy, Authenticator, JwksCache, Policy, TypPolicy};
+use vouch_mcp::log::{self, Level};
+use vouch_mcp::{Server, ServerBuilder};
+
+use crate::dev::DevIssuer;
+use crate::dev_routes;
+use crate::guide;
+use crate::settings::{read_state_key, Config, ConfigError};
+
+/// JWKS responses larger than this are refused (real sets are a few KiB).
+pub(crate) const JWKS_MAX_BYTES: usize = 1024 * 1024;
+
+/// A server ready to serve, plus what the binary prints about it.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    /// The server.
+    pub server: Server,
+    /// The issuer tokens must come from.
+    pub issuer: String,
+    /// The JWKS URL being fetched.
+    pub jwks_url: String,
+    /// The dev issuer, under `--dev`.
+    pub dev: Option<Arc<DevIssuer>>,
+    /// The verification policy in force.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub policy: Policy,
+}
+
+/// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
+/// (it starts the JWKS refresher). The server starts even when the issuer is down.
+pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
+    let resource_url = config.resource_url_for(port);
+    let dev = config.dev.then(|| {
+        Arc::new(DevIssuer::generate(
+            format!("http://127.0.0.1:{port}/dev"),
+            "dev-key-1",
+            &SystemRandom::new(),
+        ))
+    });
+    let issuer = dev
+        .as_ref()
+        .map_or_else(|| config.issuer.clone(), |d| d.issuer().to_owned());
+    let jwks_url = match (&dev, &config.jwks_url) {
+        (Some(d), _) => format!("{}/oauth/jwks", d.issuer()),
+        (None, Some(u)) => u.clone(),
+        (None, None) => format!("{}/oauth/jwks", issuer.trim_end_matches('/')),
+    };
+    let fetcher = HttpFetcher::new(&jwks_url, config.jwks_timeout, JWKS_MAX_BYTES)
+        .map_err(|e| ConfigError(format!("VOUCH_JWKS_URL={jwks_url:?}: {e}")))?;
+    let keys = JwksCache::new(
+        fetcher,
+        RefreshPolicy {
+            unknown_kid_cooldown: config.jwks_refetch,
+            ..RefreshPolicy::default()
+        },
+    );
+    keys.spawn_refresher();
+    let audience = if config.skip_audience {
+        log::write(
+            Level::Warn,
+            format_args!("audience check DISABLED (VOUCH_SKIP_AUDIENCE): tokens issued for any service are accepted"),
+        );
+        AudiencePolicy::DangerouslySkip
+    } else {
+        AudiencePolicy::OneOf(
+            config
+                .audiences
+                .clone()
+                .unwrap_or_else(|| vec![resource_url.clone()]),
+        )
+    };
+    let mut policy = Policy::new(issuer.clone(), audience);
+    policy.leeway_secs = config.leeway_secs;
+    if config.require_at_jwt {
+        policy.typ = TypPolicy::RequireAtJwt;
+    }
+    let authenticator = Authenticator::new(
+        policy.clone(),
+        Arc::new(keys.clone()),
+        config.required_scopes.clone(),
+    );
+    let mut builder = ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url.clone())
+        .title("Vouch MCP example")
+        .instructions("Tools that report and check the caller's Vouch identity.")
+        .authenticator(authenticator)
+        .tool(guide::whoami())
+        .tool(guide::sensitive_action())
+        .scopes_supported(config.required_scopes.clone())
+        .allowed_hosts(config.allowed_hosts.clone())
+        .allowed_origins(config.allowed_origins.clone())
+        .max_body_bytes(config.max_body_bytes)
+        .session_idle_timeout(config.session_idle)
+        .max_sessions(config.max_sessions)
+        .max_sessions_per_principal(config.max_sessions_per_principal)
+        .page_size(config.page_size)
+        .sse_keepalive(config.sse_keepalive)
+        .shutdown_grace(config.shutdown_grace);
+    if let Some(path) = &config.state_key_file {
+        builder = builder.state_key(read_state_key(path)?);
+    }
+    if let Some(d) = &dev {
+        // The dev issuer's routes sit next to the MCP endpoint, on the server's fallback.
+        let (d, resource) = (d.clone(), resource_url.clone());
+        builder = builder.fallback(move |req| {
+            let resp = dev_routes::route(&d, &resource, req);
+            async move { resp }
+        });
+    }
+    let server = builder
+        .build()
+        .map_err(|e| ConfigError(format!("MCP_RESOURCE_URL: {e}")))?;
+    Ok(Launched {
+        server,
+        issuer,
+        jwks_url,
+        dev,
+        policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{self, Command};
+
+    fn config(env: &[(&str, &str)]) -> Config {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match settings::parse(&[], &move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+        {
+            Command::Run(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn default_jwks_url_is_the_guides() {
+        let l = launch(&config(&[("VOUCH_ISSUER", "https://issuer.example")]), 3000).unwrap();
+        assert_eq!(l.jwks_url, "https://issuer.example/oauth/jwks");
+        assert_eq!(l.issuer, "https://issuer.example");
+        assert_eq!(l.server.resource_url(), "http://localhost:3000/mcp");
+        assert_eq!(
+            l.policy.audience,
+            AudiencePolicy::OneOf(vec!["http://localhost:3000/mcp".into()])
+        );
+        assert_eq!(
+            (l.policy.leeway_secs, l.policy.typ),
+            (60, TypPolicy::Lenient)
+        );
+    }
+
+    #[tokio::test]
+    async fn settings_reach_the_policy() {
+        let l = launch(
+            &config(&[
+                ("VOUCH_ISSUER", "https://issuer.example"),
+                ("VOUCH_JWKS_URL", "https://keys.example/jwks.json"),
+                (
+                    "VOUCH_AUDIENCE",
+                    "https://a.example/mcp, https://b.example/mcp",
+                ),
+                ("VOUCH_LEEWAY_SECS", "5"),
+                ("VOUCH_REQUIRE_AT_JWT", "true"),
+            ]),
+            3000,
+        )
+        .unwrap();
+        assert_eq!(l.jwks_url, "https://keys.example/jwks.json");
+        assert_eq!(
+            l.policy.audience,
+            AudiencePolicy::OneOf(vec![
+                "https://a.example/mcp".into(),
+                "https://b.example/mcp".into()
+            ])
+        );
+        assert_eq!(
+            (l.policy.leeway_secs, l.policy.typ),
+            (5, TypPolicy::RequireAtJwt)
+        );
+        let l = launch(&config(&[("VOUCH_SKIP_AUDIENCE", "1")]), 3000).unwrap();
+        assert_eq!(l.policy.audience, AudiencePolicy::DangerouslySkip);
+    }
+
+    #[tokio::test]
+    async fn plain_http_jwks_to_a_remote_host_is_a_configuration_error() {
+        let err = launch(&config(&[("VOUCH_ISSUER", "http://issuer.example")]), 3000).unwrap_err();
+        assert!(err.0.contains("VOUCH_JWKS_URL"), "{err}");
+    }
+}

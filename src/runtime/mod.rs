@@ -1,0 +1,226 @@
+//! The runtime: the async parts the core decides on: running handlers, cancellation, sessions, event streams and notifications.
+//!
+//! * [`context`]: what a handler sees ([`RequestContext`](context::RequestContext)).
+//! * `call`: running a handler inline, switching to SSE when it streams.
+//! * [`session`]: the session store trait and its in-memory default, plus each replica's live state.
+//! * [`events`]: the event store trait (resumable streams) and the attached connections.
+//! * [`bus`]: the notification fan-out trait.
+//! * `streams`: GET, resumed and `subscriptions/listen` streams.
+
+mod call;
+pub(crate) mod bus;
+pub(crate) mod context;
+pub(crate) mod events;
+pub(crate) mod session;
+mod streams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub(crate) use call::{Call, Outcome};
+use context::CancelToken;
+use events::{EventStore, LiveStreams};
+use session::{LiveSessions, Owner, SessionRecord, SessionStore, StoreError};
+
+use crate::auth::Principal;
+use crate::core::message::Id;
+use crate::core::version::Version;
+use crate::core::{Core, SessionFact, SessionUpdate};
+use crate::log;
+use crate::notify::Notifier;
+use crate::prompt::PromptHandler;
+use crate::resource::{Reader, TemplateReader};
+use crate::sources::{Now, RandomSource};
+use crate::tool::ErasedHandler;
+
+/// The handlers, at the same indexes as their specs in the core's catalog.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub(crate) tools: Vec<Arc<ErasedHandler>>,
+    pub(crate) prompts: Vec<Arc<PromptHandler>>,
+    pub(crate) resources: Vec<Arc<Reader>>,
+    pub(crate) templates: Vec<Arc<TemplateReader>>,
+}
+
+/// Timings of streams.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RuntimeConfig {
+    /// SSE keep-alive comment interval.
+    pub(crate) sse_keepalive: Duration,
+}
+
+/// Random bytes per session id: 192 bits, encoded as 32 base64url characters (visible ASCII).
+const SESSION_ID_BYTES: usize = 24;
+
+/// Everything the runtime needs; shared by `Arc`, never locked as a whole.
+pub(crate) struct Runtime {
+    pub(crate) core: Arc<Core>,
+    pub(crate) handlers: Handlers,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) live: LiveSessions,
+    pub(crate) events: Arc<dyn EventStore>,
+    pub(crate) streams: Arc<LiveStreams>,
+    pub(crate) notifier: Notifier,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) shutdown: CancelToken,
+    pub(crate) rng: Arc<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("sessions", &self.sessions)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The owner a principal's sessions are bound to.
+pub(crate) fn owner(principal: &Principal) -> Owner {
+    Owner {
+        issuer: principal.issuer.clone(),
+        subject: principal.subject.clone().unwrap_or_default(),
+    }
+}
+
+fn is_owner(record: &SessionRecord, principal: &Principal) -> bool {
+    record.owner.issuer == principal.issuer
+        && record.owner.subject == principal.subject.as_deref().unwrap_or("")
+}
+
+impl Runtime {
+    /// A fresh stream number: random, so ids stay unique across replicas.
+    pub(crate) fn stream_id(&self) -> u64 {
+        let mut b = [0u8; 8];
+        // Without randomness the process could not have made its sealing key; a zero id still
+        // works for this process (streams are per session).
+        let _ = self.rng.fill(&mut b);
+        // Kept below 2^53 so JavaScript clients read the id without rounding.
+        u64::from_le_bytes(b) >> 11
+    }
+
+    /// Creates a session for `principal`.
+    pub(crate) async fn open_session(
+        &self,
+        principal: &Principal,
+        version: Version,
+        client_capabilities: Value,
+        now: Now,
+    ) -> Result<Arc<SessionRecord>, StoreError> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; SESSION_ID_BYTES];
+        self.rng.fill(&mut bytes).map_err(|_| StoreError::Unavailable)?;
+        let id: Arc<str> = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(bytes)
+            .into();
+        let record = SessionRecord::new(
+            id,
+            owner(principal),
+            version,
+            client_capabilities,
+            now.unix_ms(),
+        );
+        self.sessions.create(record).await
+    }
+
+    /// Looks up session `id` for `principal`: another principal's session is as unknown as one
+    /// that never existed.
+    pub(crate) async fn find_session(
+        &self,
+        id: Option<&str>,
+        principal: &Principal,
+        now: Now,
+    ) -> (SessionFact, Option<Arc<SessionRecord>>) {
+        let Some(id) = id else {
+            return (SessionFact::Absent, None);
+        };
+        match self.sessions.get(id, now.unix_ms()).await {
+            Ok(Some(r)) if is_owner(&r, principal) => (SessionFact::Live(r.view()), Some(r)),
+            Ok(_) => (SessionFact::Unknown, None),
+            Err(e) => {
+                log::warn(format_args!("session lookup failed: {e}"));
+                (SessionFact::Unavailable, None)
+            }
+        }
+    }
+
+    /// Applies `update` to the session.
+    pub(crate) async fn update_session(
+        &self,
+        session: &SessionRecord,
+        update: &SessionUpdate,
+    ) -> Result<bool, StoreError> {
+        self.sessions.update(&session.id, update).await
+    }
+
+    /// DELETE: ends session `id` if `principal` owns it. Returns whether it existed.
+    pub(crate) async fn delete_session(
+        &self,
+        id: &str,
+        principal: &Principal,
+        now: Now,
+    ) -> Result<bool, StoreError> {
+        match self.sessions.get(id, now.unix_ms()).await? {
+            Some(r) if is_owner(&r, principal) => {}
+            _ => return Ok(false),
+        }
+        let existed = self.sessions.delete(id).await?;
+        self.end_session_here(id).await;
+        Ok(existed)
+    }
+
+    /// Frees what this replica holds for a session that ended.
+    async fn end_session_here(&self, id: &str) {
+        self.live.close(id);
+        self.streams.drop_session(id);
+        let _ = self.events.forget(id).await;
+    }
+
+    /// `notifications/cancelled`: cancels the named in-flight request of the session.
+    pub(crate) fn cancel(&self, session: &SessionRecord, request: &Id) {
+        if let Some(live) = self.live.find(&session.id) {
+            live.cancel(request);
+        }
+    }
+
+    /// The client's answer to a server-to-client request; false when nobody waits for it.
+    pub(crate) fn answer(
+        &self,
+        session: &SessionRecord,
+        id: &Id,
+        outcome: Result<Value, Value>,
+    ) -> bool {
+        self.live
+            .find(&session.id)
+            .is_some_and(|live| live.client_requests().resolve(id, outcome))
+    }
+
+    /// Expires idle sessions; returns how many.
+    pub(crate) async fn sweep(&self, now: Now) -> usize {
+        match self.sessions.sweep(now.unix_ms()).await {
+            Ok(ids) => {
+                for id in &ids {
+                    self.end_session_here(id).await;
+                }
+                ids.len()
+            }
+            Err(e) => {
+                log::warn(format_args!("session sweep failed: {e}"));
+                0
+            }
+        }
+    }
+
+    /// Shutdown: streams end now; calls in flight may finish within the grace period.
+    pub(crate) fn stop_streams(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// After the grace period: cancel what is left and free every session's live state.
+    pub(crate) fn close_all(&self) {
+        self.live.close_all();
+        self.streams.clear();
+    }
+}

@@ -1,0 +1,181 @@
+//! Long-lived SSE streams: a session's standalone GET stream (live or resumed) and 2026-07-28 `subscriptions/listen` streams.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use super::context::CancelToken;
+use super::events::{ResumeError, StreamHandle, RESUME_CHANNEL};
+use super::session::SessionRecord;
+use super::Runtime;
+use crate::core::catalog::Change;
+use crate::core::message;
+use crate::core::version::Version;
+use crate::core::{EventId, Listen, ProtocolError, META_SUBSCRIPTION_ID};
+use crate::sse;
+
+/// Frames a standalone or listen stream may hold for a slow client.
+const STREAM_CHANNEL: usize = 32;
+
+impl Runtime {
+    /// GET: attaches a new connection to the session's standalone stream, creating the stream
+    /// (and its feeder task) on the first GET. One connection at a time: a second gets 409.
+    pub(crate) async fn standalone(
+        self: &Arc<Self>,
+        session: Arc<SessionRecord>,
+    ) -> Result<mpsc::Receiver<Bytes>, ProtocolError> {
+        let live = self.live.get(&session.id);
+        let (stream_id, created) = live.standalone(|| self.stream_id());
+        let stream = if created {
+            StreamHandle::open(
+                self.events.clone(),
+                self.streams.clone(),
+                session.id.clone(),
+                stream_id,
+                None,
+            )
+            .await
+            .map_err(|_| ProtocolError::SessionStoreUnavailable)?
+        } else {
+            StreamHandle::existing(
+                self.events.clone(),
+                self.streams.clone(),
+                session.id.clone(),
+                stream_id,
+            )
+        };
+        if stream.is_live() {
+            return Err(ProtocolError::StreamConflict);
+        }
+        let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
+        stream.attach(tx);
+        if session.version >= Version::V2025_11_25 {
+            stream.prime().await;
+        }
+        if created {
+            // Subscribed before the response goes out, so no change announced after it is missed.
+            let changes = self.notifier.bus().subscribe();
+            let closed = live.closed().clone();
+            tokio::spawn(feed_session_stream(self.clone(), session, stream, changes, closed));
+        }
+        Ok(rx)
+    }
+
+    /// GET with `Last-Event-ID`: replays what that stream sent after the event, then goes on live.
+    pub(crate) async fn resume(
+        &self,
+        session: &SessionRecord,
+        last: EventId,
+    ) -> Result<mpsc::Receiver<Bytes>, ProtocolError> {
+        let (tx, rx) = mpsc::channel::<Bytes>(RESUME_CHANNEL);
+        StreamHandle::resume(
+            self.events.clone(),
+            self.streams.clone(),
+            session.id.clone(),
+            last,
+            tx,
+        )
+        .await
+        .map_err(|e| match e {
+            ResumeError::UnknownStream => ProtocolError::NoStreamToResume,
+            ResumeError::Store(_) => ProtocolError::SessionStoreUnavailable,
+        })?;
+        Ok(rx)
+    }
+
+    /// 2026-07-28 `subscriptions/listen`: an SSE stream that opens with the acknowledgement and
+    /// then carries only the requested change kinds, each tagged with the subscription id.
+    pub(crate) fn listen(self: &Arc<Self>, listen: Listen) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
+        let _ = tx.try_send(sse::event(None, &listen.ack));
+        // Subscribed before the acknowledgement can reach the client: nothing after it is missed.
+        let changes = self.notifier.bus().subscribe();
+        tokio::spawn(feed_listen_stream(self.clone(), listen, tx, changes));
+        rx
+    }
+}
+
+/// Feeds a session's standalone stream for as long as the session lives: the change
+/// notifications it may receive (recorded, so a reconnecting client can resume), and
+/// keep-alives to whoever is attached.
+async fn feed_session_stream(
+    rt: Arc<Runtime>,
+    session: Arc<SessionRecord>,
+    stream: StreamHandle,
+    mut changes: broadcast::Receiver<Change>,
+    closed: CancelToken,
+) {
+    let keepalive = rt.config.sse_keepalive;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let shutdown = rt.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                stream.deliver(Bytes::from_static(sse::KEEPALIVE)).await;
+            }
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let wanted = rt.core.catalog().advertises(&change)
+                    && match &change {
+                        Change::ResourceUpdated(uri) => session.is_subscribed(uri),
+                        _ => true,
+                    };
+                if wanted {
+                    let note = message::notification(change.method(), &change.params(None));
+                    stream.send(note.into()).await;
+                }
+            }
+            () = closed.cancelled() => break,
+            () = shutdown.cancelled() => break,
+        }
+    }
+    stream.finish().await;
+}
+
+async fn feed_listen_stream(
+    rt: Arc<Runtime>,
+    listen: Listen,
+    tx: mpsc::Sender<Bytes>,
+    mut changes: broadcast::Receiver<Change>,
+) {
+    let keepalive = rt.config.sse_keepalive;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let shutdown = rt.shutdown.clone();
+    let sub_id = listen.id.to_value();
+    loop {
+        let frame = tokio::select! {
+            _ = tick.tick() => Bytes::from_static(sse::KEEPALIVE),
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if !listen.filter.wants(&change) {
+                    continue;
+                }
+                let params = change.params(Some(("_meta", json!({ META_SUBSCRIPTION_ID: sub_id }))));
+                sse::event(None, &message::notification(change.method(), &params))
+            }
+            () = tx.closed() => return,
+            () = shutdown.cancelled() => {
+                // A graceful end: the final result names the subscription, then the stream closes.
+                let done = message::result(
+                    &listen.id,
+                    &json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: sub_id}}),
+                );
+                let _ = tx.send(sse::event(None, &done)).await;
+                return;
+            }
+        };
+        if tx.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
