@@ -10,7 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vouch_mcp::auth::jwt::{self, AudiencePolicy, Policy};
 use vouch_mcp::auth::{Authenticator, StaticKeys};
-use vouch_mcp::dev::DevIssuer;
+
+#[path = "../src/bin/vouch-mcp/dev.rs"]
+#[allow(dead_code)]
+mod dev;
+use dev::DevIssuer;
 
 fn per_op(label: &str, iterations: u32, mut f: impl FnMut()) {
     // Warm up, then time a fixed number of iterations.

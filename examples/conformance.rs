@@ -20,9 +20,21 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use vouch_mcp::{
-    CallToolResult, ListChanged, LogLevel, Notifier, RequestContext, ServerBuilder, Tool,
+    CallToolResult, ListChanged, LogLevel, Notifier, RequestContext, Schema, ServerBuilder, Tool,
     ToolError, ToolResult,
 };
+
+/// The suite's fixtures spell their schemas out exactly, and `tools/list` must return them
+/// unchanged, so they are given as JSON here.
+trait JsonSchemas {
+    fn input_schema(self, schema: Value) -> Self;
+}
+
+impl JsonSchemas for Tool {
+    fn input_schema(self, schema: Value) -> Self {
+        self.input(Schema::from_json(schema))
+    }
+}
 
 /// A 1x1 PNG (the reference servers' `TEST_IMAGE_BASE64`).
 const PNG_1X1: &str =
@@ -188,7 +200,7 @@ fn simple_text() -> Tool {
     Tool::new(
         "test_simple_text",
         "Tests simple text content response",
-        |_ctx, _args| async {
+        |_ctx: RequestContext, _args: Map<String, Value>| async {
             Ok(CallToolResult::text(
                 "This is a simple text response for testing.",
             ))
@@ -201,7 +213,7 @@ fn image_content() -> Tool {
     Tool::new(
         "test_image_content",
         "Tests image content response",
-        |_ctx, _args| async { Ok(content(vec![image()])) },
+        |_ctx: RequestContext, _args: Map<String, Value>| async { Ok(content(vec![image()])) },
     )
     .input_schema(no_args())
 }
@@ -210,7 +222,7 @@ fn audio_content() -> Tool {
     Tool::new(
         "test_audio_content",
         "Tests audio content response",
-        |_ctx, _args| async {
+        |_ctx: RequestContext, _args: Map<String, Value>| async {
             Ok(content(vec![
                 json!({"type": "audio", "data": wav_base64(), "mimeType": "audio/wav"}),
             ]))
@@ -223,7 +235,7 @@ fn embedded_resource() -> Tool {
     Tool::new(
         "test_embedded_resource",
         "Tests embedded resource content response",
-        |_ctx, _args| async {
+        |_ctx: RequestContext, _args: Map<String, Value>| async {
             Ok(content(vec![json!({
                 "type": "resource",
                 "resource": {
@@ -241,7 +253,7 @@ fn multiple_content_types() -> Tool {
     Tool::new(
         "test_multiple_content_types",
         "Tests response with multiple content types (text, image, resource)",
-        |_ctx, _args| async {
+        |_ctx: RequestContext, _args: Map<String, Value>| async {
             Ok(content(vec![
                 text("Multiple content types test:"),
                 image(),
@@ -311,7 +323,7 @@ fn error_handling() -> Tool {
     Tool::new(
         "test_error_handling",
         "Tests error response handling",
-        |_ctx, _args| async {
+        |_ctx: RequestContext, _args: Map<String, Value>| async {
             Ok(CallToolResult::error(
                 "This tool intentionally returns an error for testing",
             ))
@@ -325,7 +337,7 @@ fn json_schema_2020_12_tool() -> Tool {
     Tool::new(
         "json_schema_2020_12_tool",
         "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
-        |_ctx, args| async move {
+        |_ctx: RequestContext, args: Map<String, Value>| async move {
             Ok(CallToolResult::text(format!(
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(args)
@@ -369,7 +381,7 @@ fn x_mcp_header() -> Tool {
     Tool::new(
         "test_x_mcp_header",
         "Echoes a region that clients also send in the Mcp-Param-Region header (SEP-2243)",
-        |_ctx, args| async move {
+        |_ctx: RequestContext, args: Map<String, Value>| async move {
             let region = args.get("region").and_then(Value::as_str).unwrap_or("");
             Ok(CallToolResult::text(format!("region={region}")))
         },
@@ -392,7 +404,7 @@ fn logging_tool() -> Tool {
     Tool::new(
         "test_logging_tool",
         "Diagnostic logging validator tool",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             ctx.log(
                 LogLevel::Info,
                 None,
@@ -411,7 +423,7 @@ fn streaming_elicitation() -> Tool {
     Tool::new(
         "test_streaming_elicitation",
         "Diagnostic tool validating response progress streams",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             ctx.progress(50.0, Some(100.0), None).await;
             Ok(CallToolResult::text("Streaming complete"))
         },
@@ -424,7 +436,7 @@ fn sampling() -> Tool {
     Tool::new(
         "test_sampling",
         "Tests server-initiated sampling (LLM completion request)",
-        |ctx: RequestContext, args| async move {
+        |ctx: RequestContext, args: Map<String, Value>| async move {
             let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or("").to_owned();
             let params = json!({
                 "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
@@ -467,7 +479,7 @@ fn elicitation() -> Tool {
     Tool::new(
         "test_elicitation",
         "Tests server-initiated elicitation (user input request)",
-        |ctx: RequestContext, args| async move {
+        |ctx: RequestContext, args: Map<String, Value>| async move {
             let message = args.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
             let schema = json!({
                 "type": "object",
@@ -492,7 +504,7 @@ fn elicitation_sep1034_defaults() -> Tool {
     Tool::new(
         "test_elicitation_sep1034_defaults",
         "Tests elicitation with default values per SEP-1034",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             let schema = json!({
                 "type": "object",
                 "properties": {
@@ -514,7 +526,7 @@ fn elicitation_sep1330_enums() -> Tool {
     Tool::new(
         "test_elicitation_sep1330_enums",
         "Tests elicitation with enum schema improvements per SEP-1330",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             let titled = |p: &str| -> Value {
                 json!([
                     {"const": format!("{p}1"), "title": "First Option"},
@@ -543,7 +555,7 @@ fn missing_capability() -> Tool {
     Tool::new(
         "test_missing_capability",
         "Diagnostic tool that requires the sampling capability",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             if ctx.client_capabilities().get("sampling").is_none() {
                 return Err(ToolError::MissingCapability(json!({"sampling": {}})));
             }
@@ -558,7 +570,7 @@ fn trigger_change(name: &'static str, notifier: Notifier, fire: fn(&Notifier)) -
     Tool::new(
         name,
         "Diagnostic tool that announces a list change",
-        move |_ctx, _args| {
+        move |_ctx: RequestContext, _args: Map<String, Value>| {
             let notifier = notifier.clone();
             async move {
                 fire(&notifier);
@@ -573,6 +585,8 @@ fn trigger_change(name: &'static str, notifier: Notifier, fire: fn(&Notifier)) -
 mod mrtr {
     use serde_json::{json, Map, Value};
     use vouch_mcp::{CallToolResult, InputRequired, RequestContext, Tool, ToolResult};
+
+    use super::JsonSchemas as _;
 
     fn name_schema(field: &str) -> Value {
         json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]})
@@ -745,7 +759,7 @@ mod mrtr {
 /// resources-* (all wires).
 mod resources {
     use serde_json::{json, Value};
-    use vouch_mcp::mcp::resource::{blob_contents, text_contents};
+    use vouch_mcp::resource::{blob_contents, text_contents};
     use vouch_mcp::{Resource, ResourceTemplate, ServerBuilder};
 
     pub(super) fn all(b: ServerBuilder) -> ServerBuilder {
@@ -805,19 +819,20 @@ mod resources {
 
 /// prompts-* (all wires) and the 2026 input_required prompt.
 mod prompts {
-    use serde_json::{json, Value};
-    use vouch_mcp::mcp::prompt::user;
+    use serde_json::{json, Map, Value};
+    use vouch_mcp::prompt::user;
+    use vouch_mcp::RequestContext;
     use vouch_mcp::{content, InputRequired, Prompt, ServerBuilder};
 
     pub(super) fn all(b: ServerBuilder) -> ServerBuilder {
         b.prompt(
-            Prompt::new("test_simple_prompt", |_ctx, _args| async {
+            Prompt::new("test_simple_prompt", |_ctx: RequestContext, _args: Map<String, Value>| async {
                 Ok(vec![user(content::text("This is a simple prompt for testing."))])
             })
             .description("A simple prompt without arguments"),
         )
         .prompt(
-            Prompt::new("test_prompt_with_arguments", |_ctx, args| async move {
+            Prompt::new("test_prompt_with_arguments", |_ctx: RequestContext, args: Map<String, Value>| async move {
                 let get = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 Ok(vec![user(content::text(format!(
                     "Prompt with arguments: arg1='{}', arg2='{}'",
@@ -833,7 +848,7 @@ mod prompts {
             }),
         )
         .prompt(
-            Prompt::new("test_prompt_with_embedded_resource", |_ctx, args| async move {
+            Prompt::new("test_prompt_with_embedded_resource", |_ctx: RequestContext, args: Map<String, Value>| async move {
                 let uri = args.get("resourceUri").and_then(Value::as_str).unwrap_or("").to_owned();
                 Ok(vec![
                     user(content::text_resource(&uri, "text/plain", "Embedded resource content for testing.")),
@@ -844,7 +859,7 @@ mod prompts {
             .argument("resourceUri", Some("URI of the resource to embed"), true),
         )
         .prompt(
-            Prompt::new("test_prompt_with_image", |_ctx, _args| async {
+            Prompt::new("test_prompt_with_image", |_ctx: RequestContext, _args: Map<String, Value>| async {
                 Ok(vec![
                     user(content::image(super::PNG_1X1, "image/png")),
                     user(content::text("Please analyze the image above.")),
@@ -881,7 +896,7 @@ fn reconnection() -> Tool {
     Tool::new(
         "test_reconnection",
         "Tests SSE stream disconnection and client reconnection",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext, _args: Map<String, Value>| async move {
             ctx.log(LogLevel::Info, None, json!("Before disconnect"))
                 .await;
             ctx.close_sse_stream();

@@ -12,12 +12,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use vouch_mcp::auth::fetch::HttpFetcher;
-use vouch_mcp::auth::refresh::RefreshPolicy;
-use vouch_mcp::auth::{AudiencePolicy, Authenticator, JwksCache, Policy};
-use vouch_mcp::{CallToolResult, LogLevel, ServerBuilder, Tool, ToolAnnotations, ToolError};
+use vouch_mcp::auth::{
+    AudiencePolicy, Authenticator, HttpFetcher, JwksCache, Policy, RefreshPolicy,
+};
+use vouch_mcp::{
+    CallToolResult, LogLevel, RequestContext, Schema, ServerBuilder, Tool, ToolAnnotations,
+    ToolError,
+};
+
+/// The `count` tool's arguments.
+#[derive(Deserialize)]
+struct Count {
+    n: u64,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -41,34 +51,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let policy = Policy::new(issuer, AudiencePolicy::OneOf(vec![resource.clone()]));
     let authenticator = Authenticator::new(policy, Arc::new(keys), vec![]);
 
-    // A tool with validated arguments, progress messages and cancellation.
-    let count = Tool::new("count", "Counts to n, reporting progress.", |ctx, args| async move {
-        let n = args.get("n").and_then(Value::as_u64).unwrap_or(3);
-        for i in 1..=n {
-            if ctx.is_cancelled() {
-                return Err(ToolError::Failed("cancelled".into()));
+    // A tool with typed, validated arguments, progress messages and cancellation.
+    let count = Tool::new(
+        "count",
+        "Counts to n, reporting progress.",
+        |ctx: RequestContext, args: Count| async move {
+            let n = args.n;
+            for i in 1..=n {
+                if ctx.is_cancelled() {
+                    return Err(ToolError::Failed("cancelled".into()));
+                }
+                ctx.progress(i as f64, Some(n as f64), Some("counting"))
+                    .await;
+                ctx.log(LogLevel::Info, Some("count"), json!({"at": i}))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            ctx.progress(i as f64, Some(n as f64), Some("counting")).await;
-            ctx.log(LogLevel::Info, Some("count"), json!({"at": i})).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(CallToolResult::structured(json!({"counted": n})))
-    })
+            Ok(CallToolResult::structured(json!({"counted": n})))
+        },
+    )
     .title("Count")
-    .input_schema(json!({
-        "type": "object",
-        "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 20}},
-        "required": ["n"],
-        "additionalProperties": false
-    }))
-    .output_schema(json!({"type": "object", "properties": {"counted": {"type": "integer"}}, "required": ["counted"]}))
-    .annotations(ToolAnnotations { read_only: Some(true), ..Default::default() });
+    .input(
+        Schema::object()
+            .required("n", Schema::integer().minimum(1.0).maximum(20.0))
+            .deny_unknown(),
+    )
+    .output(Schema::object().required("counted", Schema::integer()))
+    .annotations(ToolAnnotations {
+        read_only: Some(true),
+        ..Default::default()
+    });
 
     // A tool that reads any claim of the caller's token.
     let claims = Tool::new(
         "claims",
         "Returns every verified claim of the caller's token.",
-        |ctx, _| async move {
+        |ctx: RequestContext| async move {
             Ok(CallToolResult::structured(Value::Object(
                 ctx.claims().clone(),
             )))

@@ -22,3 +22,5 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client gets to send its request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// JWKS (and discovery) responses larger than this are refused; real sets are a few KiB.
+pub const JWKS_MAX_BYTES: usize = 1024 * 1024;

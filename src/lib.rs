@@ -86,7 +86,6 @@ mod sources;
 mod sse;
 mod tool;
 
-pub use body::Body;
 pub use crate::core::catalog::Change;
 pub use crate::core::headers::AnnotationError;
 pub use crate::core::mrtr::InputRequired;
@@ -94,6 +93,7 @@ pub use crate::core::template::TemplateError;
 pub use crate::core::{ListChanged, LogLevel};
 pub use crate::http::McpService;
 pub use auth::{Authenticator, Principal};
+pub use body::Body;
 pub use notify::Notifier;
 pub use prompt::Prompt;
 pub use resource::{Resource, ResourceTemplate};

@@ -226,7 +226,6 @@ impl LogSink for StderrSink {
     }
 }
 
-
 fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64) {
     let stderr = std::io::stderr();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());

@@ -211,4 +211,3 @@ impl ResourceTemplate {
         (spec, self.reader)
     }
 }
-

@@ -20,7 +20,8 @@ pub trait Listener: Send + 'static {
     /// One accepted connection.
     type Io: AsyncRead + AsyncWrite + Send + Unpin + 'static;
     /// Waits for the next connection; the peer's address when it has one (TCP).
-    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+    fn accept(&mut self)
+        -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
 }
 
 impl Listener for tokio::net::TcpListener {

@@ -397,7 +397,10 @@ impl ServerBuilder {
         let mut tool_specs = Vec::with_capacity(self.tools.len());
         for t in self.tools {
             let name = t.name().to_owned();
-            if tool_specs.iter().any(|s: &crate::core::catalog::ToolSpec| s.name == name) {
+            if tool_specs
+                .iter()
+                .any(|s: &crate::core::catalog::ToolSpec| s.name == name)
+            {
                 return Err(BuildError::DuplicateTool(name));
             }
             let (spec, handler) = t.into_parts().map_err(|e| match e {
@@ -405,7 +408,9 @@ impl ServerBuilder {
                 ToolDefinitionError::InputNotAnObject => {
                     BuildError::InputSchemaNotObject(name.clone())
                 }
-                ToolDefinitionError::ParamHeader(why) => BuildError::BadParamHeader(name.clone(), why),
+                ToolDefinitionError::ParamHeader(why) => {
+                    BuildError::BadParamHeader(name.clone(), why)
+                }
             })?;
             tool_specs.push(spec);
             handlers.tools.push(handler);
@@ -443,9 +448,7 @@ impl ServerBuilder {
             AuthMode::Jwt { authenticator, .. } => authenticator.policy().issuer.clone(),
             AuthMode::DangerouslyDisabled => String::new(),
         };
-        let resource_name = self
-            .resource_name
-            .unwrap_or_else(|| self.info.name.clone());
+        let resource_name = self.resource_name.unwrap_or_else(|| self.info.name.clone());
         let metadata_doc = metadata::document(
             &self.resource_url,
             &issuer,
@@ -577,8 +580,8 @@ impl Server {
             };
             let weak = Arc::downgrade(&self.shared);
             // Often enough that an idle session never outlives its timeout by more than half of it.
-            let every = (self.session_idle / 2)
-                .clamp(Duration::from_millis(100), Duration::from_secs(30));
+            let every =
+                (self.session_idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {

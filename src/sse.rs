@@ -13,7 +13,7 @@ pub(crate) fn event(id: Option<EventId>, json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + 48);
     if let Some(id) = id {
         use std::io::Write as _;
-        let _ = write!(out, "id: {id}\n");
+        let _ = writeln!(out, "id: {id}");
     }
     out.extend_from_slice(b"event: message\ndata: ");
     out.extend_from_slice(json);
@@ -41,7 +41,10 @@ mod tests {
         assert_eq!(&e[..], b"event: message\ndata: {\"a\":\"x\\ny\"}\n\n");
         let e = event(Some(EventId { stream: 3, seq: 7 }), b"1");
         assert_eq!(&e[..], b"id: 3-7\nevent: message\ndata: 1\n\n");
-        assert_eq!(&priming(EventId { stream: 3, seq: 0 })[..], b"id: 3-0\ndata: \n\n");
+        assert_eq!(
+            &priming(EventId { stream: 3, seq: 0 })[..],
+            b"id: 3-0\ndata: \n\n"
+        );
         assert_eq!(&retry(100)[..], b"retry: 100\n\n");
     }
 }

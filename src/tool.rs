@@ -103,7 +103,8 @@ where
                 args
             };
             // Deserialized from the parsed body by reference: the arguments are not cloned.
-            let typed = A::deserialize(args).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+            let typed =
+                A::deserialize(args).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
             Ok(Box::pin(self(ctx, typed)) as BoxFuture<ToolResult>)
         })
     }

@@ -4,8 +4,8 @@
 mod support;
 
 use serde_json::{json, Map, Value};
+use support::DevIssuer;
 use support::*;
-use vouch_mcp::dev::DevIssuer;
 
 /// The path-inserted metadata URL the challenges must name.
 fn prm(s: &TestServer) -> String {
@@ -504,7 +504,7 @@ async fn foreign_origin_is_403_before_auth() {
             assert_eq!(r.status, 403, "{origin} {auth:?}: {}", r.text());
             assert_eq!(r.header("www-authenticate"), None);
             assert_eq!(r.header("content-type"), Some("application/json"));
-            assert_eq!(r.text(), body);
+            assert_eq!(r.json(), serde_json::from_str::<Value>(&body).unwrap());
             assert!(r.text().contains("MCP_ALLOWED_ORIGINS"));
             assert_no_token_bytes(&r, &tok);
         }
@@ -537,7 +537,7 @@ async fn foreign_host_is_403_before_auth() {
             assert_eq!(r.status, 403, "{host} {auth:?}: {}", r.text());
             assert_eq!(r.header("www-authenticate"), None);
             assert_eq!(r.header("content-type"), Some("application/json"));
-            assert_eq!(r.text(), body);
+            assert_eq!(r.json(), serde_json::from_str::<Value>(&body).unwrap());
             assert!(r.text().contains("MCP_ALLOWED_HOSTS"));
             assert_no_token_bytes(&r, &tok);
         }

@@ -7,7 +7,10 @@ use vouch_mcp::auth::jwks::{parse_jwk, JwksParseError, KeyRejection, KeySet, Ski
 use vouch_mcp::auth::jwt::{
     self, verify_signature, AudiencePolicy, JwtError, Policy, Segment, TypPolicy,
 };
-use vouch_mcp::dev::DevIssuer;
+#[path = "../src/bin/vouch-mcp/dev.rs"]
+#[allow(dead_code)]
+mod dev;
+use dev::DevIssuer;
 
 const P1363: &str = include_str!("vectors/ecdsa_secp256r1_sha256_p1363_test.json");
 const JWS: &str = include_str!("vectors/json_web_signature_test.json");

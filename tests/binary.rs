@@ -16,9 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use vouch_mcp::dev::DevIssuer;
 
 use harness::*;
+
+#[path = "../src/bin/vouch-mcp/dev.rs"]
+#[allow(dead_code)]
+mod dev;
+use dev::DevIssuer;
 
 /// Test-only plumbing: the child process guard, a tiny HTTP client, a tiny JWKS server.
 mod harness {

@@ -1,28 +1,57 @@
-//! Replays every wire fixture in `protocol-fixtures/` against the in-process server.
+//! Replays every wire fixture in `protocol-fixtures/` against the server's service in process: no socket.
 //!
 //! The format is described in `protocol-fixtures/README.md`. Each fixture gets its own server
-//! (they start in a few milliseconds), so fixtures cannot influence each other. Every failure of
-//! every fixture is collected and reported together, each with the file name and a diff-like
-//! message, before the test fails.
+//! (built in microseconds, never bound to a port), so fixtures cannot influence each other. Each
+//! request is an `http::Request` handed straight to the `McpService`: the shell's checks, the pure
+//! protocol core and the runtime answer it, and the response is read back from the service. What
+//! only a socket can show (timeouts, streaming bodies, SSE framing on the wire) is tested in
+//! `tests/server_behaviour.rs` and `tests/binary.rs`. Every failure of every fixture is collected
+//! and reported together, each with the file name and a diff-like message, before the test fails.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::Service as _;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use vouch_mcp::dev::DevIssuer;
-use vouch_mcp::mcp::prompt::user;
-use vouch_mcp::mcp::resource::{blob_contents, text_contents};
+use vouch_mcp::prompt::user;
+use vouch_mcp::resource::{blob_contents, text_contents};
 use vouch_mcp::{
-    content, CallToolResult, ClientRequestError, InputRequired, ListChanged, Prompt,
-    RequestContext, Resource, ResourceTemplate, ServerBuilder, Tool, ToolError,
+    content, CallToolResult, ClientRequestError, InputRequired, ListChanged, McpService, Prompt,
+    RequestContext, Resource, ResourceTemplate, Schema, ServerBuilder, Tool, ToolError,
 };
+
+/// The resource URL of every fixture server; nothing listens there, requests go to the service.
+const RESOURCE: &str = "http://localhost:3000/mcp";
+/// The Host the harness sends unless a fixture gives one.
+const HOST: &str = "localhost:3000";
+
+/// A fixture's server: the service to call and the issuer that mints its tokens.
+struct FixtureServer {
+    service: McpService,
+    issuer: DevIssuer,
+    /// Kept alive for the service's background tasks.
+    _server: vouch_mcp::Server,
+}
+
+impl FixtureServer {
+    fn token(&self, sub: &str, hardware_verified: bool) -> String {
+        self.issuer.mint(&self.issuer.claims(
+            RESOURCE,
+            sub,
+            &format!("{sub}@example.com"),
+            hardware_verified,
+            now(),
+            3600,
+        ))
+    }
+}
 
 /// The suite must not silently shrink.
 const MIN_FIXTURES: usize = 60;
@@ -210,7 +239,7 @@ fn progress_demo() -> Tool {
     Tool::new(
         "progress-demo",
         "Test harness tool: sends two progress notifications, then answers.",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             ctx.progress(1.0, Some(2.0), Some("half")).await;
             ctx.progress(2.0, Some(2.0), None).await;
             Ok(CallToolResult::text("done"))
@@ -325,7 +354,7 @@ fn ask_name() -> Tool {
     Tool::new(
         "ask-name",
         "Test harness tool: asks the user's name (input_required), then greets them.",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             let answer = ctx
                 .input_responses()
                 .and_then(|m| m.get("name"))
@@ -348,23 +377,25 @@ fn ask_name() -> Tool {
     )
 }
 
+/// The weather tool's arguments.
+#[derive(Deserialize)]
+struct Forecast {
+    region: String,
+}
+
 /// `x-mcp-header` (2026-07-28): `region` is mirrored in `Mcp-Param-Region`.
 fn weather() -> Tool {
     Tool::new(
         "weather",
         "Test harness tool: a forecast for a region sent in Mcp-Param-Region too.",
-        |_ctx, args| async move {
-            let region = args.get("region").and_then(Value::as_str).unwrap_or("");
-            Ok(CallToolResult::text(format!("Sunny in {region}.")))
+        |_ctx: RequestContext, args: Forecast| async move {
+            Ok(CallToolResult::text(format!("Sunny in {}.", args.region)))
         },
     )
-    .input_schema(json!({
-        "type": "object",
-        "properties": {
-            "region": {"type": "string", "description": "Where", "x-mcp-header": "Region"}
-        },
-        "required": ["region"]
-    }))
+    .input(Schema::object().required(
+        "region",
+        Schema::string().description("Where").header("Region"),
+    ))
 }
 
 /// Asks the client's model: a server-to-client `sampling/createMessage` request in a session
@@ -373,7 +404,7 @@ fn ask_model() -> Tool {
     Tool::new(
         "ask-model",
         "Test harness tool: asks the client's model a question.",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             let params = json!({
                 "messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}],
                 "maxTokens": 50
@@ -402,7 +433,7 @@ fn ask_model() -> Tool {
     )
 }
 
-async fn start_server(setup: &Value) -> Result<TestServer, String> {
+async fn start_server(setup: &Value) -> Result<FixtureServer, String> {
     let mut opts = Options::default();
     let (mut progress, mut with_features) = (false, false);
     if !setup.is_null() {
@@ -463,7 +494,12 @@ async fn start_server(setup: &Value) -> Result<TestServer, String> {
             b
         }));
     }
-    Ok(start(opts).await)
+    let (server, issuer) = build(opts, RESOURCE);
+    Ok(FixtureServer {
+        service: server.service(),
+        issuer,
+        _server: server,
+    })
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
@@ -476,7 +512,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 /// Every placeholder a fixture may use (besides `{{session}}`, added by setup). Signing is slow in
 /// debug builds, so only the tokens the fixture's text mentions are minted (plus `{{token}}`
 /// whenever there is a setup, which may initialize a session with it).
-fn placeholders(s: &TestServer, text: &str, has_setup: bool) -> BTreeMap<String, String> {
+fn placeholders(s: &FixtureServer, text: &str, has_setup: bool) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     let used =
         |name: &str| text.contains(&format!("{{{{{name}}}}}")) || (name == "token" && has_setup);
@@ -496,7 +532,7 @@ fn placeholders(s: &TestServer, text: &str, has_setup: bool) -> BTreeMap<String,
     mint("token:bob", &|| s.token("bob", false));
     // Issued two hours ago for one hour: expired an hour ago, far beyond any leeway.
     mint("token:expired", &|| {
-        issuer.mint(&claims("alice", false, now - 7200, &s.resource))
+        issuer.mint(&claims("alice", false, now - 7200, RESOURCE))
     });
     mint("token:wrong-aud", &|| {
         issuer.mint(&claims("alice", false, now, "http://localhost:1/other"))
@@ -504,25 +540,25 @@ fn placeholders(s: &TestServer, text: &str, has_setup: bool) -> BTreeMap<String,
     // Same key and kid as the real issuer, so only the `iss` claim is wrong.
     mint("token:wrong-iss", &|| {
         let evil = DevIssuer::from_secret("https://evil.test", "test-key-1", [7u8; 32]).unwrap();
-        evil.mint(&evil.claims(&s.resource, "alice", "alice@example.com", false, now, 3600))
+        evil.mint(&evil.claims(RESOURCE, "alice", "alice@example.com", false, now, 3600))
     });
     // Signed by a key (kid test-key-2) that the server's key set does not hold.
     mint("token:unknown-kid", &|| {
-        other_key().mint(&claims("alice", false, now, &s.resource))
+        other_key().mint(&claims("alice", false, now, RESOURCE))
     });
-    v.insert("host".into(), s.addr.to_string());
-    v.insert("resource".into(), s.resource.clone());
+    v.insert("host".into(), HOST.into());
+    v.insert("resource".into(), RESOURCE.into());
     // RFC 9728 §3.1: the well-known segment goes between the origin and the resource's path.
-    let path_at = s.resource.find("://").map_or(0, |i| i + 3);
-    let path_at = s.resource[path_at..]
+    let path_at = RESOURCE.find("://").map_or(0, |i| i + 3);
+    let path_at = RESOURCE[path_at..]
         .find('/')
-        .map_or(s.resource.len(), |i| path_at + i);
+        .map_or(RESOURCE.len(), |i| path_at + i);
     v.insert(
         "resource_metadata".into(),
         format!(
             "{}/.well-known/oauth-protected-resource{}",
-            &s.resource[..path_at],
-            &s.resource[path_at..]
+            &RESOURCE[..path_at],
+            &RESOURCE[path_at..]
         ),
     );
     v
@@ -531,7 +567,7 @@ fn placeholders(s: &TestServer, text: &str, has_setup: bool) -> BTreeMap<String,
 /// `setup.session`: initialize with the default token, then (unless `initialized: false`) send
 /// `notifications/initialized`; the session id becomes `{{session}}`.
 async fn run_setup(
-    s: &TestServer,
+    s: &FixtureServer,
     setup: &Value,
     vars: &mut BTreeMap<String, String>,
 ) -> Result<(), String> {
@@ -553,7 +589,7 @@ async fn run_setup(
             "application/json, text/event-stream".to_owned(),
         ),
     ];
-    let r = send(s.addr, "POST", "/mcp", &headers, body.as_bytes(), false).await?;
+    let r = send(&s.service, "POST", "/mcp", &headers, body.as_bytes(), false).await?;
     if r.status != 200 {
         return Err(format!("initialize answered {}: {}", r.status, r.text()));
     }
@@ -581,7 +617,7 @@ async fn run_setup(
         headers.push(("MCP-Protocol-Version".to_owned(), version.to_owned()));
     }
     let body = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    let r = send(s.addr, "POST", "/mcp", &headers, body, false).await?;
+    let r = send(&s.service, "POST", "/mcp", &headers, body, false).await?;
     if r.status != 202 {
         return Err(format!(
             "notifications/initialized answered {}: {}",
@@ -673,7 +709,7 @@ fn subst_json(
 // ------------------------------------------------------------------------------------------
 
 async fn run_step(
-    s: &TestServer,
+    s: &FixtureServer,
     step: &Value,
     vars: &mut BTreeMap<String, String>,
 ) -> Vec<String> {
@@ -720,7 +756,7 @@ async fn run_step(
         Err(e) => return vec![e],
     };
     let reply = match send(
-        s.addr,
+        &s.service,
         &built.method,
         &built.path,
         &built.headers,
@@ -1152,7 +1188,7 @@ fn parse_sse(text: &str) -> Result<Vec<Value>, String> {
 }
 
 // ------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client (the harness needs Content-Length overrides and head-only reads)
+// The request goes to the service in process; the reply is read back from it
 // ------------------------------------------------------------------------------------------
 
 struct RawReply {
@@ -1177,11 +1213,12 @@ impl RawReply {
     }
 }
 
-/// Sends exactly the given headers, adding `Host` (unless given), `Content-Length` (unless given,
-/// so a fixture can declare a length that differs from the bytes sent) and `Connection: close`.
-/// With `head_only`, reads the status line and headers, then closes (for streams that stay open).
+/// Hands the service exactly the given headers, adding `Host` (unless given) and
+/// `Content-Length` (unless given, so a fixture can declare a length that differs from the
+/// bytes sent), as a raw HTTP/1.1 client would. With `head_only`, takes the status and
+/// headers and drops the body (for streams that stay open).
 async fn send(
-    addr: SocketAddr,
+    service: &McpService,
     method: &str,
     path: &str,
     headers: &[(String, String)],
@@ -1189,107 +1226,49 @@ async fn send(
     head_only: bool,
 ) -> Result<RawReply, String> {
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    let mut req = http::Request::builder().method(method).uri(path);
     if !has("host") {
-        req.push_str(&format!("Host: {addr}\r\n"));
+        req = req.header("host", HOST);
     }
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        let value =
+            http::HeaderValue::from_bytes(v.as_bytes()).map_err(|e| format!("header {k}: {e}"))?;
+        req = req.header(k.as_str(), value);
     }
     if !has("content-length") && (!body.is_empty() || method == "POST") {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        req = req.header("content-length", body.len());
     }
-    if !has("connection") {
-        req.push_str("Connection: close\r\n");
-    }
-    req.push_str("\r\n");
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| format!("request: {e}"))?;
     let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        stream
-            .write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        // The server may answer (e.g. 413) and close before taking the body: not an error here.
-        let _ = stream.write_all(body).await;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            if head_only && buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                // A reset after the response arrived (the server refused an unread body).
-                Err(_) if !buf.is_empty() => break,
-                Err(e) => return Err(format!("read: {e}")),
-            }
+        let resp = service.call(req).await.unwrap_or_else(|e| match e {});
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = if head_only {
+            Vec::new()
+        } else {
+            let collected = resp.into_body().collect().await;
+            collected.unwrap_or_else(|e| match e {}).to_bytes().to_vec()
+        };
+        RawReply {
+            status,
+            headers,
+            body,
         }
-        Ok(buf)
     };
-    let buf = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
-        .map_err(|_| format!("no complete response within {REQUEST_TIMEOUT:?}"))??;
-    parse_reply(&buf, head_only)
-}
-
-fn parse_reply(buf: &[u8], head_only: bool) -> Result<RawReply, String> {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            format!(
-                "incomplete response head: {:?}",
-                String::from_utf8_lossy(buf)
-            )
-        })?;
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
-    if chunked && !head_only {
-        body = dechunk(&body)?;
-    }
-    Ok(RawReply {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
+        .map_err(|_| format!("no complete response within {REQUEST_TIMEOUT:?}"))
 }
 
 #[test]

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use support::DevIssuer;
 use support::{now, other_key, test_issuer, ISSUER};
 use vouch_mcp::auth::fetch::{FetchError, HttpFetcher};
 use vouch_mcp::auth::jwks::{JwksParseError, KeySet};
@@ -23,7 +24,6 @@ use vouch_mcp::auth::refresh::RefreshPolicy;
 use vouch_mcp::auth::{
     AudiencePolicy, AuthError, Authenticator, JwksCache, JwtError, KeyProvider, Policy,
 };
-use vouch_mcp::dev::DevIssuer;
 
 // ---------------------------------------------------------------------------------------------
 // A switchable loopback JWKS server, HTTP/1.1 by hand so every byte and every delay is ours.
@@ -845,10 +845,10 @@ async fn huge_responses_are_errors_that_keep_the_last_good_set() {
     let production = HttpFetcher::new(
         &jwks.url(),
         Duration::from_secs(2),
-        vouch_mcp::launch::JWKS_MAX_BYTES,
+        vouch_mcp::defaults::JWKS_MAX_BYTES,
     )
     .unwrap();
-    let over = vouch_mcp::launch::JWKS_MAX_BYTES + 1;
+    let over = vouch_mcp::defaults::JWKS_MAX_BYTES + 1;
     for mode in [Mode::HugeDeclared(over), Mode::HugeChunked(over)] {
         jwks.set(mode.clone());
         let started = Instant::now();

@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use vouch_mcp::auth::jwks::{Jwk, KeySet};
 use vouch_mcp::auth::jwt::{self, AudiencePolicy, JwtError, Policy, Principal, Segment, TypPolicy};
 use vouch_mcp::auth::{AuthError, Authenticator, BearerError, StaticKeys};
-use vouch_mcp::dev::DevIssuer;
+#[path = "../src/bin/vouch-mcp/dev.rs"]
+#[allow(dead_code)]
+mod dev;
+use dev::DevIssuer;
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "https://mcp.example.test/mcp";

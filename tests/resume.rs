@@ -17,7 +17,7 @@ fn reconnecting_tool() -> Tool {
     Tool::new(
         "reconnect",
         "closes its stream mid-call",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             ctx.close_sse_stream();
             tokio::time::sleep(Duration::from_millis(150)).await;
             Ok(CallToolResult::text("done after reconnect"))

@@ -20,18 +20,18 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use support::*;
+use support::{guide, DevIssuer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use vouch_mcp::auth::{AudiencePolicy, Authenticator, Policy, StaticKeys};
-use vouch_mcp::dev::DevIssuer;
-use vouch_mcp::mcp::prompt;
-use vouch_mcp::mcp::resource::{blob_contents, text_contents};
+use vouch_mcp::prompt;
+use vouch_mcp::resource::{blob_contents, text_contents};
 use vouch_mcp::{
-    content, guide, BuildError, CallToolResult, ClientRequestError, InputRequired, ListChanged,
-    LogLevel, Notifier, Prompt, RequestContext, Resource, ResourceTemplate, Server, ServerBuilder,
+    content, BuildError, CallToolResult, ClientRequestError, InputRequired, ListChanged, LogLevel,
+    Notifier, Prompt, RequestContext, Resource, ResourceTemplate, Schema, Server, ServerBuilder,
     Tool, ToolError, ToolResult,
 };
 
@@ -565,7 +565,7 @@ fn reporter() -> Tool {
     Tool::new(
         "report",
         "Reports progress and logs, then finishes.",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             for step in 1..=3 {
                 ctx.progress(f64::from(step), Some(3.0), Some("working"))
                     .await;
@@ -584,7 +584,7 @@ fn waiter(events: mpsc::UnboundedSender<String>) -> Tool {
     Tool::new(
         "wait",
         "Waits until cancelled.",
-        move |ctx: RequestContext, _args| {
+        move |ctx: RequestContext| {
             let events = events.clone();
             async move {
                 ctx.progress(1.0, None, Some("waiting")).await;
@@ -609,7 +609,7 @@ fn asker(events: mpsc::UnboundedSender<String>) -> Tool {
     Tool::new(
         "ask",
         "Asks the client's model.",
-        move |ctx: RequestContext, _args| {
+        move |ctx: RequestContext| {
             let events = events.clone();
             async move {
                 let params = json!({
@@ -669,11 +669,11 @@ fn confirmer(name: &str, seen: mpsc::UnboundedSender<String>) -> Tool {
             }
         },
     )
-    .input_schema(json!({
+    .input(Schema::from_json(json!({
         "type": "object",
         "properties": {"item": {"type": "string"}},
         "required": ["item"]
-    }))
+    })))
 }
 
 /// Echoes its header-mirrored arguments.
@@ -689,13 +689,13 @@ fn regional() -> Tool {
             )))
         },
     )
-    .input_schema(json!({
+    .input(Schema::from_json(json!({
         "type": "object",
         "properties": {
             "region": {"type": "string", "x-mcp-header": "Region"},
             "count": {"type": "integer", "x-mcp-header": "Count"}
         }
-    }))
+    })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,7 +1009,7 @@ fn needs_sampling() -> Tool {
     Tool::new(
         "needs-sampling",
         "Needs the client's model.",
-        |ctx: RequestContext, _args| async move {
+        |ctx: RequestContext| async move {
             if ctx.client_capabilities().get("sampling").is_none() {
                 return Err(ToolError::MissingCapability(json!({"sampling": {}})));
             }
@@ -1920,11 +1920,13 @@ fn build_refuses_bad_x_mcp_header_annotations() {
                 Tool::new(
                     "bad",
                     "Bad annotation.",
-                    |_ctx: RequestContext, _args| async {
+                    |_ctx: RequestContext, _args: Map<String, Value>| async {
                         Ok::<_, ToolError>(CallToolResult::text("x"))
                     },
                 )
-                .input_schema(json!({"type": "object", "properties": {"p": property}})),
+                .input(Schema::from_json(
+                    json!({"type": "object", "properties": {"p": property}}),
+                )),
             )
             .build()
     };
@@ -1948,34 +1950,26 @@ fn build_refuses_bad_x_mcp_header_annotations() {
 
 /// Says "started", takes 300 ms whatever happens, says "finished".
 fn slow(events: mpsc::UnboundedSender<String>) -> Tool {
-    Tool::new(
-        "slow",
-        "Takes a while.",
-        move |_ctx: RequestContext, _args| {
-            let events = events.clone();
-            async move {
-                let _ = events.send("started".into());
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let _ = events.send("finished".into());
-                Ok(CallToolResult::text("finished"))
-            }
-        },
-    )
+    Tool::new("slow", "Takes a while.", move |_ctx: RequestContext| {
+        let events = events.clone();
+        async move {
+            let _ = events.send("started".into());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = events.send("finished".into());
+            Ok(CallToolResult::text("finished"))
+        }
+    })
 }
 
 /// Says "started", then never finishes.
 fn stuck(events: mpsc::UnboundedSender<String>) -> Tool {
-    Tool::new(
-        "stuck",
-        "Never ends.",
-        move |_ctx: RequestContext, _args| {
-            let events = events.clone();
-            async move {
-                let _ = events.send("started".into());
-                std::future::pending::<ToolResult>().await
-            }
-        },
-    )
+    Tool::new("stuck", "Never ends.", move |_ctx: RequestContext| {
+        let events = events.clone();
+        async move {
+            let _ = events.send("started".into());
+            std::future::pending::<ToolResult>().await
+        }
+    })
 }
 
 #[tokio::test]

@@ -8,23 +8,19 @@ use support::*;
 use vouch_mcp::{CallToolResult, InputRequired, RequestContext, Tool};
 
 fn asking_tool() -> Tool {
-    Tool::new(
-        "ask",
-        "asks for a name",
-        |ctx: RequestContext, _args| async move {
-            match (ctx.input_responses(), ctx.request_state()) {
-                (Some(_), Some("round-1")) => Ok(CallToolResult::text("done")),
-                _ => Err(InputRequired::new()
-                    .elicit(
-                        "name",
-                        "Name?",
-                        json!({"type": "object", "properties": {"n": {"type": "string"}}}),
-                    )
-                    .state("round-1")
-                    .into()),
-            }
-        },
-    )
+    Tool::new("ask", "asks for a name", |ctx: RequestContext| async move {
+        match (ctx.input_responses(), ctx.request_state()) {
+            (Some(_), Some("round-1")) => Ok(CallToolResult::text("done")),
+            _ => Err(InputRequired::new()
+                .elicit(
+                    "name",
+                    "Name?",
+                    json!({"type": "object", "properties": {"n": {"type": "string"}}}),
+                )
+                .state("round-1")
+                .into()),
+        }
+    })
 }
 
 async fn instance(key: [u8; 32]) -> TestServer {

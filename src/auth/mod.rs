@@ -25,9 +25,9 @@ use http::HeaderMap;
 
 pub use bearer::{BearerError, Credentials};
 pub use challenge::{AuthError, Challenger, Rejection};
-pub use jwt::{AudiencePolicy, JwtError, Policy, Principal, TypPolicy};
 pub use fetch::{FetchError, HttpFetcher};
 pub use jwks::{JwksParseError, KeySet};
+pub use jwt::{AudiencePolicy, JwtError, Policy, Principal, TypPolicy};
 pub use keys::{JwksCache, KeyProvider, StaticKeys};
 pub use refresh::RefreshPolicy;
 

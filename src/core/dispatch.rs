@@ -13,8 +13,8 @@ use super::results;
 use super::validate;
 use super::version::Version;
 use super::{
-    Core, Decision, Facts, Listen, Reply, Run, SessionUpdate, SessionView, Target,
-    META_LOG_LEVEL, META_SUBSCRIPTION_ID,
+    Core, Decision, Facts, Listen, Reply, Run, SessionUpdate, SessionView, Target, META_LOG_LEVEL,
+    META_SUBSCRIPTION_ID,
 };
 
 /// The revision a request is served at and what the client declared for it.
@@ -159,9 +159,7 @@ pub(super) fn initialize(core: &Core, id: &Id, params: Map<String, Value>) -> De
         .unwrap_or("");
     let version = Version::negotiate(requested);
     let mut params = params;
-    let client_capabilities = params
-        .remove("capabilities")
-        .unwrap_or_else(|| json!({}));
+    let client_capabilities = params.remove("capabilities").unwrap_or_else(|| json!({}));
     let result = core.catalog().initialize_result(version);
     let mut reply = Reply::ok(message::result(id, &result));
     reply.detail = Some(format!("version={version}"));
@@ -205,10 +203,12 @@ fn call_tool(
     let args = params.get("arguments").unwrap_or(&Value::Null);
     if let Err(why) = validate::arguments(tool, args) {
         // Input-validation failures are tool errors the model can correct (SEP-1303), not protocol errors.
-        let result = results::tool_error(core, served.version, &format!("Invalid arguments: {why}"));
-        return Ok(Decision::Reply(Reply::ok(message::result_with(id, |out| {
-            out.extend_from_slice(&result)
-        }))));
+        let result =
+            results::tool_error(core, served.version, &format!("Invalid arguments: {why}"));
+        return Ok(Decision::Reply(Reply::ok(message::result_with(
+            id,
+            |out| out.extend_from_slice(&result),
+        ))));
     }
     run(core, served, id.clone(), Target::Tool(index), params)
 }
@@ -265,14 +265,9 @@ fn run(
         .filter(|t| t.is_string() || t.as_i64().is_some() || t.as_u64().is_some())
         .cloned();
     let log_level = match meta.and_then(|m| m.get(META_LOG_LEVEL)) {
-        Some(v) if modern => Some(
-            v.as_str()
-                .and_then(LogLevel::parse)
-                .ok_or(ProtocolError::InvalidParams(
-                    MetaError::BadLogLevel.to_string(),
-                    None,
-                ))?,
-        )
+        Some(v) if modern => Some(v.as_str().and_then(LogLevel::parse).ok_or(
+            ProtocolError::InvalidParams(MetaError::BadLogLevel.to_string(), None),
+        )?)
         // Without the logging capability a valid level is accepted and ignored: nothing is sent.
         .filter(|_| core.catalog().logging()),
         _ => served.session_log_level,

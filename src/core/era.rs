@@ -86,7 +86,11 @@ fn method_name(method: &str) -> &'static str {
         "notifications/progress",
         "notifications/roots/list_changed",
     ];
-    KNOWN.iter().find(|m| **m == method).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn single(core: &Core, headers: &HeaderMap, value: Value, facts: Facts<'_>) -> Step {
@@ -207,7 +211,9 @@ fn legacy_message(core: &Core, headers: &HeaderMap, msg: Message) -> Step {
         // A second initialize on a live session of this caller is refused (B13); the header is
         // only looked at to find out, so a stale or malformed one is ignored.
         return match session_id(headers) {
-            Ok(Some(sid)) => Step::NeedSession(Some(sid.to_owned()), Pending(PendingKind::Single(msg))),
+            Ok(Some(sid)) => {
+                Step::NeedSession(Some(sid.to_owned()), Pending(PendingKind::Single(msg)))
+            }
             _ => Step::Decided(initialize(core, msg)),
         };
     }
@@ -247,7 +253,9 @@ fn batch(headers: &HeaderMap, items: Vec<Value>) -> Step {
         return decided(e, false, None);
     }
     match session_id(headers) {
-        Ok(Some(sid)) => Step::NeedSession(Some(sid.to_owned()), Pending(PendingKind::Batch(items))),
+        Ok(Some(sid)) => {
+            Step::NeedSession(Some(sid.to_owned()), Pending(PendingKind::Batch(items)))
+        }
         Ok(None) => decided(ProtocolError::SessionRequired, false, None),
         Err(e) => decided(e, false, None),
     }
@@ -274,7 +282,12 @@ pub(super) fn with_session(
     }
 }
 
-fn single_in_session(core: &Core, msg: Message, session: SessionFact, facts: Facts<'_>) -> Decision {
+fn single_in_session(
+    core: &Core,
+    msg: Message,
+    session: SessionFact,
+    facts: Facts<'_>,
+) -> Decision {
     let is_initialize = matches!(&msg, Message::Request { method, .. } if method == "initialize");
     let live = match session {
         SessionFact::Live(s) => s,
@@ -293,10 +306,12 @@ fn single_in_session(core: &Core, msg: Message, session: SessionFact, facts: Fac
         Message::Request { id, .. } if is_initialize => Decision::Reply(
             ProtocolError::NotAllowed(NotAllowed::AlreadyInitialized).reply(false, Some(&id)),
         ),
-        Message::Notification { method, params } => match dispatch::notification(&method, &params) {
-            Some(target) => Decision::Cancel(target),
-            None => Decision::Reply(Reply::accepted()),
-        },
+        Message::Notification { method, params } => {
+            match dispatch::notification(&method, &params) {
+                Some(target) => Decision::Cancel(target),
+                None => Decision::Reply(Reply::accepted()),
+            }
+        }
         Message::Response { id, outcome } => Decision::Answer(id, outcome),
         Message::Request { id, method, params } => {
             let served = Served::session(&live, facts);

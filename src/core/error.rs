@@ -307,7 +307,9 @@ impl ProtocolError {
                 StatusCode::OK,
                 ErrorObject::new(
                     C::INVALID_PARAMS,
-                    format!("Invalid params: requestState {why}; start the request again without it"),
+                    format!(
+                        "Invalid params: requestState {why}; start the request again without it"
+                    ),
                 ),
             ),
             Self::Stateless => Wire {

@@ -89,7 +89,10 @@ impl fmt::Display for HeaderError {
 }
 
 /// Reads a single header as text trimmed of spaces and tabs: `Ok(None)` when absent.
-pub(crate) fn single<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, HeaderError> {
+pub(crate) fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, HeaderError> {
     let mut values = headers.get_all(name).iter();
     let Some(v) = values.next() else {
         return Ok(None);

@@ -293,7 +293,8 @@ impl EventId {
     /// Parses `<stream>-<seq>` (decimal, surrounding spaces allowed).
     pub(crate) fn parse(s: &str) -> Option<Self> {
         let (stream, seq) = s.trim().split_once('-')?;
-        let digits = |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(stream) || !digits(seq) {
             return None;
         }
@@ -397,9 +398,22 @@ mod tests {
 
     #[test]
     fn event_ids_parse_only_in_the_issued_form() {
-        assert_eq!(EventId::parse(" 12-3 "), Some(EventId { stream: 12, seq: 3 }));
+        assert_eq!(
+            EventId::parse(" 12-3 "),
+            Some(EventId { stream: 12, seq: 3 })
+        );
         assert_eq!(EventId { stream: 12, seq: 3 }.to_string(), "12-3");
-        for bad in ["", "-", "1-", "-1", "1-2-3", "a-1", "+1-2", "1- 2", "99999999999999999999999-1"] {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1-2-3",
+            "a-1",
+            "+1-2",
+            "1- 2",
+            "99999999999999999999999-1",
+        ] {
             assert_eq!(EventId::parse(bad), None, "{bad:?}");
         }
     }

@@ -192,7 +192,8 @@ impl serde::Serialize for Bound<'_> {
 /// The request parameters that the state is bound to: everything but the retry's own fields.
 /// Computed only when a `requestState` is opened or issued.
 pub(crate) fn params_digest(params: &Map<String, Value>) -> [u8; 32] {
-    let bytes = serde_json::to_vec(&Bound(params)).expect("in-memory JSON serialization cannot fail");
+    let bytes =
+        serde_json::to_vec(&Bound(params)).expect("in-memory JSON serialization cannot fail");
     let d = digest::digest(&digest::SHA256, &bytes);
     d.as_ref().try_into().expect("sha256 is 32 bytes")
 }

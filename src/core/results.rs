@@ -96,12 +96,20 @@ enum Shaped {
 
 type Failed = (ProtocolError, Option<String>);
 
-fn shape(core: &Core, run: &Run, output: HandlerOutput, facts: Facts<'_>) -> Result<Shaped, Failed> {
+fn shape(
+    core: &Core,
+    run: &Run,
+    output: HandlerOutput,
+    facts: Facts<'_>,
+) -> Result<Shaped, Failed> {
     let version = run.version;
     match (output, &run.target) {
         (HandlerOutput::Panicked, _) => Err((
             ProtocolError::Internal,
-            Some(format!("{} handler panicked; answered -32603", run.method())),
+            Some(format!(
+                "{} handler panicked; answered -32603",
+                run.method()
+            )),
         )),
         (HandlerOutput::Tool(r), Target::Tool(index)) => match r {
             Ok(result) => Ok(check_output(core, *index, result)),
@@ -141,7 +149,12 @@ fn shape(core: &Core, run: &Run, output: HandlerOutput, facts: Facts<'_>) -> Res
     }
 }
 
-fn handler_error(core: &Core, run: &Run, facts: Facts<'_>, e: HandlerError) -> Result<Shaped, Failed> {
+fn handler_error(
+    core: &Core,
+    run: &Run,
+    facts: Facts<'_>,
+    e: HandlerError,
+) -> Result<Shaped, Failed> {
     match e {
         HandlerError::InvalidParams(m) => Err((ProtocolError::InvalidParams(m, None), None)),
         HandlerError::NotFound(uri) => Err((ProtocolError::ResourceNotFound(uri), None)),
@@ -163,7 +176,9 @@ fn check_output(core: &Core, index: usize, result: CallToolResult) -> Shaped {
         Some(out) => match super::validate::validate(schema, out) {
             Ok(()) => Shaped::Tool(result, None),
             Err(why) => Shaped::Tool(
-                CallToolResult::error("the tool produced output that does not match its output schema"),
+                CallToolResult::error(
+                    "the tool produced output that does not match its output schema",
+                ),
                 Some(format!("tool {} broke its output schema: {why}", tool.name)),
             ),
         },
@@ -178,7 +193,12 @@ fn check_output(core: &Core, index: usize, result: CallToolResult) -> Shaped {
 }
 
 /// An `input_required` result, after checking the client can answer it and sealing the state.
-fn input_required(core: &Core, run: &Run, facts: Facts<'_>, ir: InputRequired) -> Result<Shaped, Failed> {
+fn input_required(
+    core: &Core,
+    run: &Run,
+    facts: Facts<'_>,
+    ir: InputRequired,
+) -> Result<Shaped, Failed> {
     if !run.version.is_modern() {
         return Err((
             ProtocolError::Internal,
@@ -190,7 +210,10 @@ fn input_required(core: &Core, run: &Run, facts: Facts<'_>, ir: InputRequired) -
     }
     let missing = ir.missing_capabilities(&run.client_capabilities);
     if !missing.is_empty() {
-        return Err((ProtocolError::MissingCapability(Value::Object(missing)), None));
+        return Err((
+            ProtocolError::MissingCapability(Value::Object(missing)),
+            None,
+        ));
     }
     let mut m = Map::new();
     m.insert("resultType".into(), json!("input_required"));

@@ -24,7 +24,10 @@ impl fmt::Display for TemplateError {
             Self::Unclosed => f.write_str("bad uri template: unclosed {"),
             Self::StrayBrace => f.write_str("bad uri template: stray }"),
             Self::Unsupported(e) => {
-                write!(f, "bad uri template: unsupported expression {{{e}}} (level 1 only)")
+                write!(
+                    f,
+                    "bad uri template: unsupported expression {{{e}}} (level 1 only)"
+                )
             }
             Self::AdjacentVariables => {
                 f.write_str("bad uri template: two variables need a literal between them")
@@ -56,9 +59,7 @@ impl UriTemplate {
         while !rest.is_empty() {
             match rest.find('{') {
                 Some(0) => {
-                    let end = rest
-                        .find('}')
-                        .ok_or(TemplateError::Unclosed)?;
+                    let end = rest.find('}').ok_or(TemplateError::Unclosed)?;
                     let name = &rest[1..end];
                     if name.is_empty()
                         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -100,10 +100,11 @@ impl HostPolicy {
         if hosts.next().is_some() {
             return Err(HostError::RepeatedHost);
         }
-        let host = host
-            .to_str()
-            .map_err(|_| HostError::MalformedHost(String::from_utf8_lossy(host.as_bytes()).into()))?;
-        let name = parse_authority(host).ok_or_else(|| HostError::MalformedHost(host.to_owned()))?;
+        let host = host.to_str().map_err(|_| {
+            HostError::MalformedHost(String::from_utf8_lossy(host.as_bytes()).into())
+        })?;
+        let name =
+            parse_authority(host).ok_or_else(|| HostError::MalformedHost(host.to_owned()))?;
         if let Some(authority) = uri.authority() {
             // RFC 9112 section 3.2.2: an absolute-form target's authority is the one that counts.
             let target = parse_authority(authority.as_str())
@@ -264,7 +265,10 @@ mod tests {
             &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://evil.example")]),
         );
         assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
-        let r = policy().check(&origin_form(), &h(&[(HOST, "localhost:3000"), (ORIGIN, "null")]));
+        let r = policy().check(
+            &origin_form(),
+            &h(&[(HOST, "localhost:3000"), (ORIGIN, "null")]),
+        );
         assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
         assert_eq!(
             policy().check(&origin_form(), &HeaderMap::new()),
@@ -296,14 +300,20 @@ mod tests {
             Err(HostError::ForeignAuthority(_))
         ));
         let ours = Uri::from_static("http://localhost:3000/mcp");
-        assert_eq!(policy().check(&ours, &h(&[(HOST, "localhost:3000")])), Ok(()));
+        assert_eq!(
+            policy().check(&ours, &h(&[(HOST, "localhost:3000")])),
+            Ok(())
+        );
     }
 
     #[test]
     fn accepts_own_origin() {
         let r = policy().check(
             &origin_form(),
-            &h(&[(HOST, "mcp.example.com"), (ORIGIN, "https://mcp.example.com")]),
+            &h(&[
+                (HOST, "mcp.example.com"),
+                (ORIGIN, "https://mcp.example.com"),
+            ]),
         );
         assert_eq!(r, Ok(()));
         let r = policy().check(
@@ -318,15 +328,39 @@ mod tests {
         let a = |v: &str| Accept::from_headers(&h(&[(ACCEPT, v)]));
         assert_eq!(
             Accept::from_headers(&HeaderMap::new()),
-            Accept { json: true, sse: true }
+            Accept {
+                json: true,
+                sse: true
+            }
         );
-        assert_eq!(a("text/html"), Accept { json: false, sse: false });
-        assert_eq!(a("application/json"), Accept { json: true, sse: false });
+        assert_eq!(
+            a("text/html"),
+            Accept {
+                json: false,
+                sse: false
+            }
+        );
+        assert_eq!(
+            a("application/json"),
+            Accept {
+                json: true,
+                sse: false
+            }
+        );
         assert_eq!(
             a("application/json, text/event-stream;q=0"),
-            Accept { json: true, sse: false }
+            Accept {
+                json: true,
+                sse: false
+            }
         );
-        assert_eq!(a("*/*"), Accept { json: true, sse: true });
+        assert_eq!(
+            a("*/*"),
+            Accept {
+                json: true,
+                sse: true
+            }
+        );
     }
 
     #[test]

@@ -296,7 +296,10 @@ impl Shared {
             } => (authenticator, challenger),
         };
         let _peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
-        match authenticator.authenticate(&parts.headers, now.unix_secs()).await {
+        match authenticator
+            .authenticate(&parts.headers, now.unix_secs())
+            .await
+        {
             Ok(p) => {
                 fields.principal = Some(p.clone());
                 Ok(p)
@@ -324,9 +327,9 @@ impl Shared {
                 respond::rejection(challenger.reject(&e))
             }
             // Without auth there are no scopes to lack; the core never asks.
-            AuthMode::DangerouslyDisabled => respond::reply(
-                ProtocolError::Internal.reply(false, None),
-            ),
+            AuthMode::DangerouslyDisabled => {
+                respond::reply(ProtocolError::Internal.reply(false, None))
+            }
         }
     }
 

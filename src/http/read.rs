@@ -77,9 +77,21 @@ mod tests {
 
     #[tokio::test]
     async fn reads_whole_bodies_and_enforces_the_cap() {
-        let b = body(Full::new(Bytes::from_static(b"hello")), Some(5), 5, Duration::from_secs(1)).await;
+        let b = body(
+            Full::new(Bytes::from_static(b"hello")),
+            Some(5),
+            5,
+            Duration::from_secs(1),
+        )
+        .await;
         assert_eq!(b.unwrap(), Bytes::from_static(b"hello"));
-        let b = body(Full::new(Bytes::from_static(b"hello!")), None, 5, Duration::from_secs(1)).await;
+        let b = body(
+            Full::new(Bytes::from_static(b"hello!")),
+            None,
+            5,
+            Duration::from_secs(1),
+        )
+        .await;
         assert_eq!(b, Err(ReadError::TooLarge));
     }
 
@@ -88,14 +100,16 @@ mod tests {
         let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = (0..100)
             .map(|_| Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
             .collect();
-        let b = body(frames_body(frames), None, 1000, Duration::from_secs(1)).await.unwrap();
+        let b = body(frames_body(frames), None, 1000, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(b.len(), 100);
     }
 
     /// A body that yields these frames one by one.
-    fn frames_body<T: Unpin>(items: Vec<T>) -> impl hyper::body::Body + Unpin
+    fn frames_body<T>(items: Vec<T>) -> impl hyper::body::Body + Unpin
     where
-        T: Into<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
+        T: Unpin + Into<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
     {
         struct Iter<T>(std::vec::IntoIter<T>);
         impl<T: Unpin + Into<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>>
@@ -106,7 +120,8 @@ mod tests {
             fn poll_frame(
                 mut self: std::pin::Pin<&mut Self>,
                 _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>>
+            {
                 std::task::Poll::Ready(self.0.next().map(Into::into))
             }
         }

@@ -56,6 +56,9 @@ mod tests {
         bus.publish(Change::Tools);
         let mut rx = bus.subscribe();
         bus.publish(Change::ResourceUpdated("a://b".into()));
-        assert_eq!(rx.recv().await.unwrap(), Change::ResourceUpdated("a://b".into()));
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Change::ResourceUpdated("a://b".into())
+        );
     }
 }

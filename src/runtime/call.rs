@@ -7,10 +7,10 @@
 //! turns the response into an SSE stream of its messages followed by the result, and the call
 //! moves to a task of its own.
 //!
-//! Disconnects: at 2026-07-28 a client that goes away has cancelled (C9), so the handler is
-//! cancelled and dropped. In the initialize era a disconnect is not a cancellation (D9): the
-//! handler runs to completion on a task of its own, and a session's streamed events stay
-//! recorded for resumption.
+//! Disconnects: at 2026-07-28 a client that goes away has cancelled (C9), so the handler's
+//! cancellation signal fires. In the initialize era a disconnect is not a cancellation (D9).
+//! Either way the unfinished handler moves to a task of its own and runs to its end, and a
+//! session's streamed events stay recorded for resumption.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -92,9 +92,13 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(handler) = self.handler.take() {
+            // Unfinished: at 2026-07-28 the client has cancelled; either way the handler finishes
+            // on a task of its own, so it can see the signal and clean up (its result has no
+            // one left to go to).
             if self.run.version.is_modern() {
                 self.cancel.cancel();
-            } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            }
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let live = self.live.take();
                 let id = self.run.id.clone();
                 rt.spawn(async move {
@@ -164,7 +168,8 @@ impl Runtime {
     /// Calls the handler `run` names; its synchronous part (argument deserialization
     /// included) runs here, inside `catch_unwind`.
     fn start(&self, run: &Run, ctx: RequestContext) -> Handler {
-        let ready = |o: HandlerOutput| -> BoxFuture<HandlerOutput> { Box::pin(std::future::ready(o)) };
+        let ready =
+            |o: HandlerOutput| -> BoxFuture<HandlerOutput> { Box::pin(std::future::ready(o)) };
         let started = catch_unwind(AssertUnwindSafe(|| match &run.target {
             Target::Tool(i) => match (self.handlers.tools[*i])(ctx, run.arguments()) {
                 Ok(fut) => Box::pin(async move { HandlerOutput::Tool(fut.await) }),
@@ -172,11 +177,7 @@ impl Runtime {
             },
             Target::Prompt(i) => {
                 // Prompt arguments are few short strings; the handler owns its copy.
-                let args = run
-                    .arguments()
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default();
+                let args = run.arguments().as_object().cloned().unwrap_or_default();
                 let fut = (self.handlers.prompts[*i])(ctx, args);
                 Box::pin(async move { HandlerOutput::Prompt(fut.await) })
             }
@@ -213,7 +214,9 @@ impl Runtime {
             let live = self.live.get(&s.id);
             live.track(run.id.clone(), cancel.clone());
             let c = CancelToken::new();
-            ctx = ctx.clone().with_session(live.client_requests().clone(), c.clone());
+            ctx = ctx
+                .clone()
+                .with_session(live.client_requests().clone(), c.clone());
             close = Some(c);
             live
         });
@@ -266,11 +269,19 @@ impl Runtime {
                 () = close_wait => First::Close,
             }
         };
+        let mut finished = None;
         let first = match first {
             First::Done(out) => {
                 running.handler = None;
                 let out = running.output(out);
-                return Outcome::Reply(running.reply(out));
+                match rx.try_recv() {
+                    // It spoke and finished within one poll: its messages still go first.
+                    Ok(m) => {
+                        finished = Some(out);
+                        Some(m)
+                    }
+                    Err(_) => return Outcome::Reply(running.reply(out)),
+                }
             }
             First::OutboxClosed => {
                 let out = running.join().await;
@@ -311,7 +322,9 @@ impl Runtime {
             None => Sink::Direct(btx),
         };
         let keepalive = self.config.sse_keepalive;
-        tokio::spawn(forward(running, first, rx, sink, close, keepalive));
+        tokio::spawn(forward(
+            running, first, finished, rx, sink, close, keepalive,
+        ));
         Outcome::Stream(brx)
     }
 }
@@ -362,6 +375,7 @@ impl Sink {
 async fn forward(
     mut running: Running,
     first: Option<Bytes>,
+    finished: Option<HandlerOutput>,
     mut rx: mpsc::Receiver<Bytes>,
     sink: Sink,
     close: Option<CancelToken>,
@@ -383,6 +397,16 @@ async fn forward(
         Some(m) => !sink.send(m).await,
         None => false,
     };
+    if let Some(out) = finished {
+        while let Ok(m) = rx.try_recv() {
+            sink.send(m).await;
+        }
+        sink.send(running.reply(out).body).await;
+        if let Sink::Logged { stream, .. } = &sink {
+            stream.finish().await;
+        }
+        return;
+    }
     while !gone {
         let handler = running.handler.as_mut().expect("still running");
         let close_wait = async {

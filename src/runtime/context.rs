@@ -212,11 +212,7 @@ impl RequestContext {
 
     /// Initialize era: the session's table for server-to-client requests, and the signal
     /// [`RequestContext::close_sse_stream`] fires.
-    pub(crate) fn with_session(
-        mut self,
-        table: ClientRequests,
-        close_stream: CancelToken,
-    ) -> Self {
+    pub(crate) fn with_session(mut self, table: ClientRequests, close_stream: CancelToken) -> Self {
         self.client_requests = Some(table);
         self.close_stream = Some(close_stream);
         self

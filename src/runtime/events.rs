@@ -38,11 +38,19 @@ pub(crate) trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// Starts recording stream `stream` of `session`.
     fn open<'a>(&'a self, session: &'a str, stream: u64) -> BoxFut<'a, Result<(), StoreError>>;
     /// Records `json` as the next event of the stream; returns its sequence number.
-    fn append<'a>(&'a self, session: &'a str, stream: u64, json: Bytes)
-        -> BoxFut<'a, Result<u64, StoreError>>;
+    fn append<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        json: Bytes,
+    ) -> BoxFut<'a, Result<u64, StoreError>>;
     /// The events after `after`; `None` when the stream is unknown or forgotten.
-    fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64)
-        -> BoxFut<'a, Result<Option<Replay>, StoreError>>;
+    fn replay<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        after: u64,
+    ) -> BoxFut<'a, Result<Option<Replay>, StoreError>>;
     /// Marks the stream ended; its events stay for late resumption.
     fn finish<'a>(&'a self, session: &'a str, stream: u64) -> BoxFut<'a, Result<(), StoreError>>;
     /// Forgets every stream of a session that ended.
@@ -169,10 +177,13 @@ impl EventStore for MemoryEvents {
     }
 }
 
+/// A stream's key: its session and its number.
+type StreamKey = (Arc<str>, u64);
+
 /// The client connections attached to streams on this replica.
 #[derive(Debug, Default)]
 pub(crate) struct LiveStreams {
-    attached: Mutex<HashMap<(Arc<str>, u64), mpsc::Sender<Bytes>>>,
+    attached: Mutex<HashMap<StreamKey, mpsc::Sender<Bytes>>>,
 }
 
 impl LiveStreams {
@@ -279,7 +290,11 @@ impl StreamHandle {
     /// Records `json` as the next event and delivers it live if a connection is attached.
     /// Returns whether a live connection took it.
     pub(crate) async fn send(&self, json: Bytes) -> bool {
-        let Ok(seq) = self.store.append(&self.session, self.stream, json.clone()).await else {
+        let Ok(seq) = self
+            .store
+            .append(&self.session, self.stream, json.clone())
+            .await
+        else {
             return false;
         };
         let frame = sse::event(
@@ -419,10 +434,16 @@ mod tests {
             store.sessions.lock().unwrap()["s"].streams.len(),
             MAX_STREAMS
         );
-        assert!(store.replay("s", 0, 0).await.unwrap().is_none(), "oldest forgotten");
+        assert!(
+            store.replay("s", 0, 0).await.unwrap().is_none(),
+            "oldest forgotten"
+        );
         let last = MAX_STREAMS as u64 + 2;
         for _ in 0..MAX_EVENTS + 10 {
-            store.append("s", last, Bytes::from_static(b"x")).await.unwrap();
+            store
+                .append("s", last, Bytes::from_static(b"x"))
+                .await
+                .unwrap();
         }
         let r = store.replay("s", last, 0).await.unwrap().unwrap();
         assert_eq!(r.events.len(), MAX_EVENTS);

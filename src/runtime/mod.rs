@@ -7,8 +7,8 @@
 //! * [`bus`]: the notification fan-out trait.
 //! * `streams`: GET, resumed and `subscriptions/listen` streams.
 
-mod call;
 pub(crate) mod bus;
+mod call;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod session;
@@ -111,7 +111,9 @@ impl Runtime {
     ) -> Result<Arc<SessionRecord>, StoreError> {
         use base64::Engine as _;
         let mut bytes = [0u8; SESSION_ID_BYTES];
-        self.rng.fill(&mut bytes).map_err(|_| StoreError::Unavailable)?;
+        self.rng
+            .fill(&mut bytes)
+            .map_err(|_| StoreError::Unavailable)?;
         let id: Arc<str> = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(bytes)
             .into();
@@ -222,5 +224,6 @@ impl Runtime {
     pub(crate) fn close_all(&self) {
         self.live.close_all();
         self.streams.clear();
+        self.sessions.stop();
     }
 }

@@ -148,17 +148,26 @@ pub(crate) trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new record, unless a cap is reached.
     fn create(&self, record: SessionRecord) -> BoxFut<'_, Result<Arc<SessionRecord>, StoreError>>;
     /// The live record `id`, its idle timer refreshed at `now_ms`; `None` once expired or deleted.
-    fn get<'a>(&'a self, id: &'a str, now_ms: u64)
-        -> BoxFut<'a, Result<Option<Arc<SessionRecord>>, StoreError>>;
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> BoxFut<'a, Result<Option<Arc<SessionRecord>>, StoreError>>;
     /// Applies an update; false when the session is gone.
-    fn update<'a>(&'a self, id: &'a str, update: &'a SessionUpdate)
-        -> BoxFut<'a, Result<bool, StoreError>>;
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a SessionUpdate,
+    ) -> BoxFut<'a, Result<bool, StoreError>>;
     /// Deletes `id`; false when it was not there.
     fn delete<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<bool, StoreError>>;
     /// Drops every record idle since before `now_ms - idle`; returns their ids.
     fn sweep(&self, now_ms: u64) -> BoxFut<'_, Result<Vec<Arc<str>>, StoreError>>;
     /// Open sessions (best effort for a shared store).
     fn count(&self) -> usize;
+    /// This replica stops: a store that lives only here forgets every session; a shared store
+    /// keeps them for the other replicas.
+    fn stop(&self);
 }
 
 /// Caps and expiry of a session store.
@@ -344,6 +353,20 @@ impl SessionStore for MemorySessions {
     fn count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
+
+    fn stop(&self) {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            all.extend(
+                shard
+                    .lock()
+                    .expect("session shard poisoned")
+                    .drain()
+                    .map(|(_, s)| s),
+            );
+        }
+        self.release(&all);
+    }
 }
 
 /// What this replica holds for a session it serves: in-flight calls, pending client requests,
@@ -498,7 +521,13 @@ mod tests {
     }
 
     fn record(id: &str, sub: &str, now: u64) -> SessionRecord {
-        SessionRecord::new(id.into(), owner(sub), Version::V2025_11_25, Value::Null, now)
+        SessionRecord::new(
+            id.into(),
+            owner(sub),
+            Version::V2025_11_25,
+            Value::Null,
+            now,
+        )
     }
 
     fn store(idle_ms: u64, max: usize, per: usize) -> MemorySessions {

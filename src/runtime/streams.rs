@@ -58,7 +58,13 @@ impl Runtime {
             // Subscribed before the response goes out, so no change announced after it is missed.
             let changes = self.notifier.bus().subscribe();
             let closed = live.closed().clone();
-            tokio::spawn(feed_session_stream(self.clone(), session, stream, changes, closed));
+            tokio::spawn(feed_session_stream(
+                self.clone(),
+                session,
+                stream,
+                changes,
+                closed,
+            ));
         }
         Ok(rx)
     }

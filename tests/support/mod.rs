@@ -9,10 +9,14 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vouch_mcp::auth::{AudiencePolicy, Authenticator, KeyProvider, Policy, StaticKeys};
-use vouch_mcp::dev::DevIssuer;
-use vouch_mcp::guide;
-use vouch_mcp::mcp::context::CancelToken;
-use vouch_mcp::ServerBuilder;
+use vouch_mcp::{CancelToken, ServerBuilder};
+
+// The binary's dev issuer and guide tools, compiled into the tests from the same files.
+#[path = "../../src/bin/vouch-mcp/dev.rs"]
+mod dev;
+#[path = "../../src/bin/vouch-mcp/guide.rs"]
+pub mod guide;
+pub use dev::DevIssuer;
 
 /// Issuer of every test token.
 pub const ISSUER: &str = "https://issuer.test";
@@ -78,25 +82,30 @@ pub struct Options {
     pub configure: Option<Box<dyn FnOnce(ServerBuilder) -> ServerBuilder + Send>>,
 }
 
-/// Starts the guide's server (whoami, sensitive-action) on 127.0.0.1:0 with the test issuer's keys.
-pub async fn start(opts: Options) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let resource = format!("http://localhost:{}/mcp", addr.port());
+/// Builds the guide's server (whoami, sensitive-action) for `resource`, trusting the test issuer's keys.
+pub fn build(opts: Options, resource: &str) -> (vouch_mcp::Server, DevIssuer) {
     let issuer = test_issuer();
     let keys = opts
         .keys
         .unwrap_or_else(|| Arc::new(StaticKeys(Arc::new(issuer.key_set()))));
-    let policy = Policy::new(ISSUER, AudiencePolicy::OneOf(vec![resource.clone()]));
+    let policy = Policy::new(ISSUER, AudiencePolicy::OneOf(vec![resource.to_owned()]));
     let auth = Authenticator::new(policy, keys, opts.required_scopes);
-    let mut builder = ServerBuilder::new("vouch-mcp", "0.1.0", resource.clone())
+    let mut builder = ServerBuilder::new("vouch-mcp", "0.1.0", resource)
         .authenticator(auth)
         .tool(guide::whoami())
         .tool(guide::sensitive_action());
     if let Some(f) = opts.configure {
         builder = f(builder);
     }
-    let server = builder.build().unwrap();
+    (builder.build().unwrap(), issuer)
+}
+
+/// Starts the guide's server (whoami, sensitive-action) on 127.0.0.1:0 with the test issuer's keys.
+pub async fn start(opts: Options) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resource = format!("http://localhost:{}/mcp", addr.port());
+    let (server, issuer) = build(opts, &resource);
     let stop = CancelToken::new();
     let s2 = stop.clone();
     tokio::spawn(async move {

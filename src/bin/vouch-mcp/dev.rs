@@ -98,7 +98,9 @@ impl DevIssuer {
     /// The key set a verifier would parse from [`DevIssuer::jwks`].
     pub fn key_set(&self) -> KeySet {
         let doc = serde_json::to_vec(&self.jwks()).expect("a JWKS serializes");
-        KeySet::parse(&doc).expect("the dev key is a valid P-256 key").0
+        KeySet::parse(&doc)
+            .expect("the dev key is a valid P-256 key")
+            .0
     }
 
     /// Signs `claims` with header `{"alg":"ES256","typ":"at+jwt","kid":...}`.

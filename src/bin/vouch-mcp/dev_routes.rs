@@ -25,7 +25,11 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 /// Serves `req` if it is a dev route; `None` lets the server answer 404.
-pub(crate) fn route(dev: &Arc<DevIssuer>, resource_url: &str, req: Request<Bytes>) -> Option<Response<Body>> {
+pub(crate) fn route(
+    dev: &Arc<DevIssuer>,
+    resource_url: &str,
+    req: Request<Bytes>,
+) -> Option<Response<Body>> {
     let path = req.uri().path();
     // The issuer is http://127.0.0.1:PORT/dev: its routes live under /dev.
     let issuer_path = dev

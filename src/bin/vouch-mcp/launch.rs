@@ -14,8 +14,7 @@ use crate::dev_routes;
 use crate::guide;
 use crate::settings::{read_state_key, Config, ConfigError};
 
-/// JWKS responses larger than this are refused (real sets are a few KiB).
-pub(crate) const JWKS_MAX_BYTES: usize = 1024 * 1024;
+use vouch_mcp::defaults::JWKS_MAX_BYTES;
 
 /// A server ready to serve, plus what the binary prints about it.
 #[derive(Debug)]
@@ -86,22 +85,23 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
         Arc::new(keys.clone()),
         config.required_scopes.clone(),
     );
-    let mut builder = ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url.clone())
-        .title("Vouch MCP example")
-        .instructions("Tools that report and check the caller's Vouch identity.")
-        .authenticator(authenticator)
-        .tool(guide::whoami())
-        .tool(guide::sensitive_action())
-        .scopes_supported(config.required_scopes.clone())
-        .allowed_hosts(config.allowed_hosts.clone())
-        .allowed_origins(config.allowed_origins.clone())
-        .max_body_bytes(config.max_body_bytes)
-        .session_idle_timeout(config.session_idle)
-        .max_sessions(config.max_sessions)
-        .max_sessions_per_principal(config.max_sessions_per_principal)
-        .page_size(config.page_size)
-        .sse_keepalive(config.sse_keepalive)
-        .shutdown_grace(config.shutdown_grace);
+    let mut builder =
+        ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url.clone())
+            .title("Vouch MCP example")
+            .instructions("Tools that report and check the caller's Vouch identity.")
+            .authenticator(authenticator)
+            .tool(guide::whoami())
+            .tool(guide::sensitive_action())
+            .scopes_supported(config.required_scopes.clone())
+            .allowed_hosts(config.allowed_hosts.clone())
+            .allowed_origins(config.allowed_origins.clone())
+            .max_body_bytes(config.max_body_bytes)
+            .session_idle_timeout(config.session_idle)
+            .max_sessions(config.max_sessions)
+            .max_sessions_per_principal(config.max_sessions_per_principal)
+            .page_size(config.page_size)
+            .sse_keepalive(config.sse_keepalive)
+            .shutdown_grace(config.shutdown_grace);
     if let Some(path) = &config.state_key_file {
         builder = builder.state_key(read_state_key(path)?);
     }

@@ -68,13 +68,16 @@ async fn run(config: settings::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    log::write(Level::Info, format_args!(
-        "listening: addr={}:{port} resource={} issuer={} jwks={}",
-        config.host,
-        launched.server.resource_url(),
-        launched.issuer,
-        launched.jwks_url
-    ));
+    log::write(
+        Level::Info,
+        format_args!(
+            "listening: addr={}:{port} resource={} issuer={} jwks={}",
+            config.host,
+            launched.server.resource_url(),
+            launched.issuer,
+            launched.jwks_url
+        ),
+    );
     if let Some(dev) = &launched.dev {
         print_dev_banner(dev, launched.server.resource_url(), port);
     }

@@ -172,7 +172,10 @@ fn list(s: &str) -> Result<Vec<String>, &'static str> {
 fn scopes(s: &str) -> Result<Vec<String>, &'static str> {
     let scopes = list(s)?;
     // RFC 6749 scope-token: visible ASCII but `"` and `\`.
-    let ok = |t: &str| t.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    let ok = |t: &str| {
+        t.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    };
     if scopes.iter().all(|t| ok(t)) {
         Ok(scopes)
     } else {
@@ -347,7 +350,11 @@ pub(crate) fn usage() -> String {
             "  {:<32} {:<30} default: {}\n      {}\n",
             st.env(),
             st.flag(),
-            if default.is_empty() { "(none)" } else { &default },
+            if default.is_empty() {
+                "(none)"
+            } else {
+                &default
+            },
             st.help().replace('`', "")
         ));
     }
@@ -519,7 +526,10 @@ mod tests {
         assert_eq!(c.max_body_bytes, defaults::MAX_BODY_BYTES);
         assert_eq!(c.session_idle, defaults::SESSION_IDLE);
         assert_eq!(c.max_sessions, defaults::MAX_SESSIONS);
-        assert_eq!(c.max_sessions_per_principal, defaults::MAX_SESSIONS_PER_PRINCIPAL);
+        assert_eq!(
+            c.max_sessions_per_principal,
+            defaults::MAX_SESSIONS_PER_PRINCIPAL
+        );
         assert_eq!(c.jwks_timeout, Duration::from_secs(5));
         assert_eq!(c.leeway_secs, 60);
         assert_eq!(c.state_key_file, None);
@@ -562,11 +572,24 @@ mod tests {
     #[test]
     fn lists_and_switches_parse() {
         let c = run(
-            &["--leeway-secs", "5", "--require-at-jwt", "--insecure-skip-audience", "--port", "1"],
-            &[("VOUCH_AUDIENCE", "a,b c"), ("VOUCH_REQUIRED_SCOPES", "mcp:tools, read")],
+            &[
+                "--leeway-secs",
+                "5",
+                "--require-at-jwt",
+                "--insecure-skip-audience",
+                "--port",
+                "1",
+            ],
+            &[
+                ("VOUCH_AUDIENCE", "a,b c"),
+                ("VOUCH_REQUIRED_SCOPES", "mcp:tools, read"),
+            ],
         )
         .unwrap();
-        assert_eq!((c.leeway_secs, c.require_at_jwt, c.skip_audience), (5, true, true));
+        assert_eq!(
+            (c.leeway_secs, c.require_at_jwt, c.skip_audience),
+            (5, true, true)
+        );
         assert_eq!(c.port, 1);
         assert_eq!(c.audiences.unwrap(), ["a", "b", "c"]);
         assert_eq!(c.required_scopes, ["mcp:tools", "read"]);
@@ -584,7 +607,10 @@ mod tests {
         assert_eq!(read_state_key(&hex).unwrap(), [10u8; 32]);
         let short = dir.join("short");
         std::fs::write(&short, "abc").unwrap();
-        assert!(read_state_key(&short).unwrap_err().0.contains("MCP_STATE_KEY_FILE"));
+        assert!(read_state_key(&short)
+            .unwrap_err()
+            .0
+            .contains("MCP_STATE_KEY_FILE"));
         assert!(read_state_key(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -608,7 +634,11 @@ mod tests {
     fn help_lists_every_setting_with_its_default() {
         let help = usage();
         for st in ALL {
-            assert!(help.contains(st.env()) && help.contains(st.flag()), "{}", st.env());
+            assert!(
+                help.contains(st.env()) && help.contains(st.flag()),
+                "{}",
+                st.env()
+            );
         }
         assert!(help.contains(&format!("default: {}", defaults::MAX_BODY_BYTES)));
     }
