@@ -119,14 +119,15 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
     }
     let mut message = String::with_capacity(128);
     let _ = message.write_fmt(args);
-    emit(level, message);
+    emit(level, SystemTime::now(), message);
 }
 
-/// Writes an already built line at `level` (the request line builds its own buffer).
-pub(crate) fn emit(level: Level, message: String) {
+/// Writes an already built line at `level`, stamped `time` (the request line builds its own
+/// buffer and reuses the request's clock reading).
+pub(crate) fn emit(level: Level, time: SystemTime, message: String) {
     sink().write(LogRecord {
         level,
-        time: SystemTime::now(),
+        time,
         message,
     });
 }
@@ -226,31 +227,44 @@ impl LogSink for StderrSink {
     }
 }
 
+/// The writer polls rather than sleeps on the queue: a blocked receiver would make every request
+/// that logs wake it through a futex, a syscall and a context switch per line. Polling lets
+/// lines pile up between rounds and costs a sender one atomic operation. The pause grows while
+/// the queue stays empty (an idle server wakes a few times a second) and shrinks when it fills.
+const POLL_MIN: Duration = Duration::from_millis(2);
+const POLL_MAX: Duration = Duration::from_millis(200);
+
 fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64) {
     let stderr = std::io::stderr();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
     let mut reported = 0u64;
     let mut line = String::with_capacity(256);
+    let mut pause = POLL_MIN;
     loop {
-        // Block for the first line, then take whatever else is queued before flushing once.
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                report_dropped(&mut out, dropped, &mut reported, &mut line);
-                let _ = out.flush();
-                continue;
+        let mut wrote = false;
+        loop {
+            match rx.try_recv() {
+                Ok(record) => {
+                    line.clear();
+                    format_line(&mut line, &record);
+                    let _ = out.write_all(line.as_bytes());
+                    wrote = true;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut next = Some(first);
-        while let Some(record) = next {
-            line.clear();
-            format_line(&mut line, &record);
-            let _ = out.write_all(line.as_bytes());
-            next = rx.try_recv().ok();
         }
         report_dropped(&mut out, dropped, &mut reported, &mut line);
         let _ = out.flush();
+        pause = if wrote {
+            POLL_MIN
+        } else {
+            (pause * 2).min(POLL_MAX)
+        };
+        std::thread::sleep(pause);
     }
 }
 
@@ -281,29 +295,57 @@ fn report_dropped(
 
 /// `ts=... level=... message\n`.
 pub(crate) fn format_line(out: &mut String, record: &LogRecord) {
-    let _ = write!(
-        out,
-        "ts={} level={} ",
-        timestamp(record.time),
-        record.level.as_str()
-    );
+    out.push_str("ts=");
+    write_timestamp(out, record.time);
+    out.push_str(" level=");
+    out.push_str(record.level.as_str());
+    out.push(' ');
     out.push_str(&record.message);
     out.push('\n');
 }
 
 /// RFC 3339 UTC with milliseconds, without a date crate.
-pub(crate) fn timestamp(t: SystemTime) -> String {
+#[cfg(test)]
+fn timestamp(t: SystemTime) -> String {
+    let mut s = String::with_capacity(24);
+    write_timestamp(&mut s, t);
+    s
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = (buf.len() - width).min(i);
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("ascii digits"));
+}
+
+fn write_timestamp(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    for (n, width, sep) in [
+        (y.max(0) as u64, 4, '-'),
+        (u64::from(m), 2, '-'),
+        (u64::from(day), 2, 'T'),
+        (rem / 3600, 2, ':'),
+        (rem % 3600 / 60, 2, ':'),
+        (rem % 60, 2, '.'),
+        (u64::from(d.subsec_millis()), 3, 'Z'),
+    ] {
+        push_padded(out, n, width);
+        out.push(sep);
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

@@ -6,12 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::http::Peer;
 use crate::log;
 use crate::server::Server;
 
@@ -76,19 +74,10 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
-            let svc = service.clone();
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(self.header_read_timeout)
-                .serve_connection(
-                    TokioIo::new(io),
-                    hyper::service::service_fn(move |mut req| {
-                        if let Some(addr) = peer {
-                            req.extensions_mut().insert(Peer(addr));
-                        }
-                        svc.call(req)
-                    }),
-                );
+                .serve_connection(TokioIo::new(io), service.for_connection(peer));
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

@@ -50,6 +50,11 @@ impl Now {
         self.unix_us / 1000
     }
 
+    /// The same moment as a `SystemTime`.
+    pub(crate) fn system_time(self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_micros(self.unix_us)
+    }
+
     /// Microseconds from `self` to `later` (0 if the clock stepped back).
     pub(crate) fn micros_until(self, later: Self) -> u64 {
         later.unix_us.saturating_sub(self.unix_us)

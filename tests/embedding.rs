@@ -1,10 +1,8 @@
-//! The embedding API end to end: the service mounted in a plain hyper server and in an axum router, a Unix socket, and an embedder's own clock, random source and log sink.
+//! The embedding API end to end: the service mounted in a plain hyper server and in an axum router, a Unix socket, and per-connection auth.
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -15,8 +13,7 @@ use serde_json::{json, Value};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vouch_mcp::log::{LogRecord, LogSink};
-use vouch_mcp::{Clock, RandomError, RandomSource, Server};
+use vouch_mcp::Server;
 
 /// A whoami call at 2026-07-28 as raw HTTP/1.1 bytes.
 fn whoami_request(host: &str, token: &str) -> Vec<u8> {
@@ -203,111 +200,67 @@ async fn serve_accepts_a_unix_socket() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A clock stopped at a chosen moment.
-struct FixedClock(SystemTime);
-
-impl Clock for FixedClock {
-    fn now(&self) -> SystemTime {
-        self.0
+/// Sends `requests` one after another on one keep-alive connection; returns each status line.
+async fn on_one_connection(addr: std::net::SocketAddr, requests: &[Vec<u8>]) -> Vec<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut statuses = Vec::new();
+    for req in requests {
+        s.write_all(req).await.unwrap();
+        // Read one response: head, then Content-Length bytes of body.
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut byte))
+                .await
+                .expect("answered in time")
+                .unwrap();
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        statuses.push(head.lines().next().unwrap().to_owned());
     }
-}
-
-/// Counts the random bytes asked for, and hands out a recognisable pattern.
-#[derive(Default)]
-struct CountingRandom(AtomicU64);
-
-impl RandomSource for CountingRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-        self.0.fetch_add(dest.len() as u64, Ordering::Relaxed);
-        dest.fill(0xAB);
-        Ok(())
-    }
-}
-
-/// Keeps every line.
-#[derive(Default)]
-struct Collect(Mutex<Vec<String>>);
-
-impl LogSink for Collect {
-    fn write(&self, record: LogRecord) {
-        self.0.lock().unwrap().push(record.message);
-    }
+    statuses
 }
 
 #[tokio::test]
-async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
-    let resource = "http://localhost:3000/mcp";
-    let random = Arc::new(CountingRandom::default());
-    let sink = Arc::new(Collect::default());
-    // Two hours from now: a token valid for one hour has expired by this clock.
-    let later = SystemTime::now() + Duration::from_secs(7200);
-    let (r2, s2) = (random.clone(), sink.clone());
-    let (server, issuer) = build(
-        Options {
-            configure: Some(Box::new(move |b| {
-                b.clock(Arc::new(FixedClock(later)))
-                    .random_source(r2)
-                    .log_sink(s2)
-            })),
-            ..Options::default()
-        },
-        resource,
-    );
-    assert_eq!(
-        random.0.load(Ordering::Relaxed),
-        32,
-        "the sealing key came from it"
-    );
-    let svc = server.service();
-    let call = |token: String| {
-        let svc = svc.clone();
-        async move {
-            let req = Request::post("/mcp")
-                .header("host", "localhost:3000")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(
-                    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                        "protocolVersion":"2025-11-25","capabilities":{},
-                        "clientInfo":{"name":"t","version":"0"}}})
-                    .to_string(),
-                )))
-                .unwrap();
-            svc.call(req).await.unwrap()
-        }
+async fn each_request_on_a_connection_is_judged_by_its_own_token() {
+    let s = start(Options::default()).await;
+    let host = s.addr.to_string();
+    let good = s.token("alice", true);
+    let expired = s.issuer.mint(&s.issuer.claims(
+        &s.resource,
+        "alice",
+        "alice@example.com",
+        true,
+        now() - 7200,
+        3600,
+    ));
+    let keep_alive = |token: &str| {
+        let mut r = whoami_request(&host, token);
+        let text = String::from_utf8(r.clone()).unwrap();
+        r = text.replace("Connection: close\r\n", "").into_bytes();
+        r
     };
-    let fresh = token(&issuer, resource);
-    let resp = call(fresh).await;
-    assert_eq!(
-        resp.status(),
-        401,
-        "the server's clock, not the system's, judged expiry"
-    );
-    let iat = later.duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let valid_then = issuer.mint(&issuer.claims(resource, "alice", "a@x", false, iat, 60));
-    let resp = call(valid_then).await;
-    assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    // 24 bytes of 0xAB, base64url: the session id came from the embedder's source.
-    assert_eq!(session, "q6urq6urq6urq6urq6urq6urq6urq6ur");
-    assert_eq!(random.0.load(Ordering::Relaxed), 32 + 24);
-    // The sink is process-wide and the first one installed wins; this test binary installs
-    // no other, so every request line of this test is in it.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let lines = sink.0.lock().unwrap().clone();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("request method=POST path=/mcp status=401")),
-        "{lines:#?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("rpc=initialize") && l.contains("sub=alice")),
-        "{lines:#?}"
-    );
+    let statuses = on_one_connection(
+        s.addr,
+        &[
+            keep_alive(&good),
+            keep_alive(&good),
+            keep_alive(&expired),
+            keep_alive("not-a-token"),
+            keep_alive(&good),
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = statuses
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(codes, ["200", "200", "401", "401", "200"], "{statuses:?}");
 }

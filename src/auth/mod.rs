@@ -31,6 +31,71 @@ pub use jwt::{AudiencePolicy, JwtError, Policy, Principal, TypPolicy};
 pub use keys::{JwksCache, KeyProvider, StaticKeys};
 pub use refresh::RefreshPolicy;
 
+/// One connection's last successful verification (HTTP/1.1 requests on a connection are
+/// sequential, so the lock is never contended).
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionMemo(std::sync::Mutex<Option<Memo>>);
+
+#[derive(Debug)]
+struct Memo {
+    /// The whole `Authorization` value, compared byte for byte.
+    header: http::HeaderValue,
+    principal: Arc<Principal>,
+    /// The key set it was verified against; a refresh ends the memo.
+    keys: Arc<KeySet>,
+    /// Usable while `valid_from <= now < valid_until` (leeway applied), as in the shared cache.
+    valid_from: f64,
+    valid_until: f64,
+}
+
+impl ConnectionMemo {
+    fn hit(
+        &self,
+        headers: &HeaderMap,
+        keys: Option<Arc<KeySet>>,
+        now: u64,
+    ) -> Option<Arc<Principal>> {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let (value, None) = (values.next()?, values.next()) else {
+            return None;
+        };
+        let keys = keys?;
+        let memo = self.0.lock().expect("memo lock poisoned");
+        let m = memo.as_ref()?;
+        let now = now as f64;
+        (m.header.as_bytes() == value.as_bytes()
+            && Arc::ptr_eq(&m.keys, &keys)
+            && m.valid_from <= now
+            && now < m.valid_until)
+            .then(|| m.principal.clone())
+    }
+
+    fn remember(
+        &self,
+        headers: &HeaderMap,
+        principal: &Arc<Principal>,
+        keys: Arc<KeySet>,
+        leeway_secs: u64,
+    ) {
+        let Some(header) = headers.get(http::header::AUTHORIZATION) else {
+            return;
+        };
+        let leeway = leeway_secs as f64;
+        let valid_from = principal
+            .claims
+            .get("nbf")
+            .and_then(serde_json::Value::as_f64)
+            .map_or(f64::NEG_INFINITY, |nbf| nbf - leeway);
+        *self.0.lock().expect("memo lock poisoned") = Some(Memo {
+            header: header.clone(),
+            principal: principal.clone(),
+            keys,
+            valid_from,
+            valid_until: principal.expires_at + leeway,
+        });
+    }
+}
+
 /// Verifies the bearer token of each request and checks the server-wide scopes.
 pub struct Authenticator {
     policy: Policy,
@@ -75,6 +140,22 @@ impl Authenticator {
         headers: &HeaderMap,
         now: u64,
     ) -> Result<Arc<Principal>, AuthError> {
+        self.authenticate_on(headers, now, None).await
+    }
+
+    /// Authenticates one request of a connection whose last verification is in `memo`: the same
+    /// `Authorization` bytes, against the same key set and inside the token's time window, are
+    /// the same verification, so the parse, the hash and the shared cache are skipped.
+    pub(crate) async fn authenticate_on(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+        memo: Option<&ConnectionMemo>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        if let Some(p) = memo.and_then(|m| m.hit(headers, self.keys.current().ok(), now)) {
+            self.check_scopes(&p, &[])?;
+            return Ok(p);
+        }
         let token = match bearer::extract(headers).map_err(AuthError::InvalidRequest)? {
             Credentials::Absent => return Err(AuthError::NoCredentials),
             Credentials::MalformedBearer => return Err(AuthError::MalformedBearer),
@@ -82,6 +163,9 @@ impl Authenticator {
         };
         let principal = self.verify_token(token, now).await?;
         self.check_scopes(&principal, &[])?;
+        if let (Some(m), Ok(keys)) = (memo, self.keys.current()) {
+            m.remember(headers, &principal, keys, self.policy.leeway_secs);
+        }
         Ok(principal)
     }
 

@@ -167,6 +167,9 @@ pub(crate) struct Listing {
 pub(crate) struct Catalog {
     info: ServerInfo,
     server_info: Value,
+    /// `,"resultType":"complete","_meta":{serverInfo}}`: the end of every 2026-07-28 tool result,
+    /// serialized once.
+    modern_result_tail: Vec<u8>,
     tools: Vec<ToolSpec>,
     tool_index: HashMap<String, usize>,
     prompts: Vec<PromptSpec>,
@@ -249,9 +252,19 @@ impl Catalog {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let server_info = Value::Object(server_info);
+        let mut modern_result_tail = b",\"resultType\":\"complete\",\"_meta\":{".to_vec();
+        serde_json::to_writer(&mut modern_result_tail, META_SERVER_INFO)
+            .and_then(|()| {
+                modern_result_tail.push(b':');
+                serde_json::to_writer(&mut modern_result_tail, &server_info)
+            })
+            .expect("in-memory JSON serialization cannot fail");
+        modern_result_tail.extend_from_slice(b"}}");
         Self {
             info,
-            server_info: Value::Object(server_info),
+            server_info,
+            modern_result_tail,
             tools: parts.tools,
             tool_index,
             prompts: parts.prompts,
@@ -266,9 +279,9 @@ impl Catalog {
         }
     }
 
-    /// `serverInfo`, as sent at initialize and in every 2026-07-28 result's `_meta`.
-    pub(crate) fn server_info(&self) -> &Value {
-        &self.server_info
+    /// The closing members of a 2026-07-28 tool result: `resultType` and `_meta` with `serverInfo`.
+    pub(crate) fn modern_result_tail(&self) -> &[u8] {
+        &self.modern_result_tail
     }
 
     /// The tool at `index`.

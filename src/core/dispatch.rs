@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
 use super::catalog::Found;
 use super::error::{MetaError, ProtocolError};
+use super::headers;
 use super::level::LogLevel;
 use super::message::{self, Id};
 use super::mrtr::params_digest;
@@ -26,6 +28,8 @@ pub(super) struct Served<'a> {
     pub(super) client_capabilities: Arc<Value>,
     /// Initialize era: the level from `logging/setLevel`.
     pub(super) session_log_level: Option<LogLevel>,
+    /// 2026-07-28: the headers `Mcp-Param-*` are checked in (tool arguments mirrored in headers).
+    pub(super) param_headers: Option<&'a HeaderMap>,
     /// Who and when.
     pub(super) facts: Facts<'a>,
 }
@@ -37,6 +41,7 @@ impl<'a> Served<'a> {
             version: view.version,
             client_capabilities: view.client_capabilities.clone(),
             session_log_level: view.log_level,
+            param_headers: None,
             facts,
         }
     }
@@ -191,6 +196,19 @@ fn call_tool(
         .tool_index(name)
         .ok_or_else(|| ProtocolError::InvalidParams(format!("unknown tool: {name}"), None))?;
     let tool = core.catalog().tool(index);
+    if let Some(headers) = served.param_headers {
+        // No arguments means none is present: a stray Mcp-Param header is then a mismatch.
+        // Non-object arguments are refused just below, as at any revision.
+        static NO_ARGS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => Some(NO_ARGS.get_or_init(Map::new)),
+            Some(v) => v.as_object(),
+        };
+        if let Some(args) = args {
+            headers::check_param_headers(headers, &tool.param_headers, args)
+                .map_err(ProtocolError::HeaderMismatch)?;
+        }
+    }
     check_arguments(&params)?;
     // Authorization before anything about the arguments is revealed.
     if !tool

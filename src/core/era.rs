@@ -153,29 +153,11 @@ fn modern_message(
     if let Err(e) = headers::check_method_headers(headers, &method, &params) {
         return fail(ProtocolError::HeaderMismatch(e));
     }
-    if method == "tools/call" {
-        let tool = params
-            .get("name")
-            .and_then(Value::as_str)
-            .and_then(|n| core.catalog().tool_index(n))
-            .map(|i| core.catalog().tool(i));
-        // No arguments means none is present: a stray Mcp-Param header is then a mismatch.
-        static NO_ARGS: std::sync::OnceLock<serde_json::Map<String, Value>> =
-            std::sync::OnceLock::new();
-        let args = match params.get("arguments") {
-            None | Some(Value::Null) => Some(NO_ARGS.get_or_init(serde_json::Map::new)),
-            Some(v) => v.as_object(),
-        };
-        if let (Some(tool), Some(args)) = (tool, args) {
-            if let Err(e) = headers::check_param_headers(headers, &tool.param_headers, args) {
-                return fail(ProtocolError::HeaderMismatch(e));
-            }
-        }
-    }
     let served = Served {
         version: Version::V2026_07_28,
         client_capabilities: caps,
         session_log_level: None,
+        param_headers: Some(headers),
         facts,
     };
     dispatch::request(core, &served, id, method, params)
@@ -183,7 +165,7 @@ fn modern_message(
 
 /// Reads `MCP-Protocol-Version` in the initialize era: absent is fine, unknown or repeated is 400.
 fn legacy_header_version(headers: &HeaderMap) -> Result<Option<Version>, ProtocolError> {
-    match headers::single(headers, PROTOCOL_VERSION) {
+    match headers::single(headers, &PROTOCOL_VERSION) {
         Err(e) => Err(ProtocolError::UnsupportedVersionHeader(e.to_string())),
         Ok(None) => Ok(None),
         Ok(Some(v)) => Version::parse(v)
@@ -194,7 +176,7 @@ fn legacy_header_version(headers: &HeaderMap) -> Result<Option<Version>, Protoco
 
 /// The `Mcp-Session-Id` of an initialize-era request: absent or empty is "none", repeated is unknown.
 fn session_id(headers: &HeaderMap) -> Result<Option<&str>, ProtocolError> {
-    match headers::single(headers, SESSION_ID) {
+    match headers::single(headers, &SESSION_ID) {
         Ok(Some(id)) if !id.is_empty() => Ok(Some(id)),
         Ok(_) => Ok(None),
         Err(_) => Err(ProtocolError::SessionNotFound),

@@ -4,19 +4,21 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use http::header::HeaderName;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
+// Header names as values, so lookups hash them without parsing a string each time.
 /// `MCP-Protocol-Version`.
-pub(crate) const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub(crate) const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 /// `Mcp-Method`.
-pub(crate) const METHOD: &str = "mcp-method";
+pub(crate) const METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// `Mcp-Name`.
-pub(crate) const NAME: &str = "mcp-name";
+pub(crate) const NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// `Mcp-Session-Id` (initialize era).
-pub(crate) const SESSION_ID: &str = "mcp-session-id";
+pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 /// `Last-Event-ID` (initialize era resumption).
-pub(crate) const LAST_EVENT_ID: &str = "last-event-id";
+pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// `Mcp-Param-` prefix for `x-mcp-header` arguments.
 pub(crate) const PARAM_PREFIX: &str = "mcp-param-";
 
@@ -91,18 +93,18 @@ impl fmt::Display for HeaderError {
 /// Reads a single header as text trimmed of spaces and tabs: `Ok(None)` when absent.
 pub(crate) fn single<'h>(
     headers: &'h HeaderMap,
-    name: &str,
+    name: &HeaderName,
 ) -> Result<Option<&'h str>, HeaderError> {
     let mut values = headers.get_all(name).iter();
     let Some(v) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(HeaderError::Repeated(name.to_owned()));
+        return Err(HeaderError::Repeated(name.as_str().to_owned()));
     }
     let text = v
         .to_str()
-        .map_err(|_| HeaderError::NotVisibleAscii(name.to_owned()))?;
+        .map_err(|_| HeaderError::NotVisibleAscii(name.as_str().to_owned()))?;
     Ok(Some(text.trim_matches([' ', '\t'])))
 }
 
@@ -140,7 +142,7 @@ pub(crate) fn check_version_header(
     headers: &HeaderMap,
     claimed_version: &str,
 ) -> Result<(), HeaderError> {
-    match single(headers, PROTOCOL_VERSION)? {
+    match single(headers, &PROTOCOL_VERSION)? {
         None => Err(HeaderError::Missing("MCP-Protocol-Version".into())),
         Some(v) if v != claimed_version => Err(HeaderError::VersionMismatch {
             header: v.to_owned(),
@@ -156,9 +158,9 @@ pub(crate) fn check_method_headers(
     method: &str,
     params: &Map<String, Value>,
 ) -> Result<(), HeaderError> {
-    match single(headers, METHOD)? {
+    match single(headers, &METHOD)? {
         None => return Err(HeaderError::Missing("Mcp-Method".into())),
-        Some(v) if decode_value(METHOD, v)? != method => {
+        Some(v) if decode_value(METHOD.as_str(), v)? != method => {
             return Err(HeaderError::MethodMismatch(method.to_owned()))
         }
         Some(_) => {}
@@ -168,9 +170,9 @@ pub(crate) fn check_method_headers(
             // The body is wrong too; dispatch reports the missing param as -32602.
             return Ok(());
         };
-        match single(headers, NAME)? {
+        match single(headers, &NAME)? {
             None => return Err(HeaderError::Missing(format!("Mcp-Name (for {method})"))),
-            Some(v) if decode_value(NAME, v)? != expected => {
+            Some(v) if decode_value(NAME.as_str(), v)? != expected => {
                 return Err(HeaderError::NameMismatch(field))
             }
             Some(_) => {}
@@ -186,8 +188,8 @@ pub(crate) struct ParamHeader {
     pub(crate) argument: String,
     /// The header's name part as annotated.
     pub(crate) name: String,
-    /// The full header name, lowercased, for lookup.
-    pub(crate) header: String,
+    /// The full header name, for lookup.
+    pub(crate) header: HeaderName,
 }
 
 /// Checks `Mcp-Param-{Name}` headers for a tool's marked arguments (2026-07-28). A marked argument
@@ -210,7 +212,7 @@ pub(crate) fn check_param_headers(
             }
             (Some(_), None) => return Err(HeaderError::Missing(format!("Mcp-Param-{}", p.name))),
             (Some(value), Some(raw)) => {
-                let decoded = decode_value(&p.header, raw)?;
+                let decoded = decode_value(p.header.as_str(), raw)?;
                 let equal = match value {
                     Value::String(s) => *s == decoded,
                     Value::Bool(b) => decoded == if *b { "true" } else { "false" },
@@ -280,7 +282,10 @@ pub(crate) fn param_headers(input_schema: &Value) -> Result<Vec<ParamHeader>, An
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(AnnotationError::NotAToken(name.to_owned()));
         }
-        let header = format!("{PARAM_PREFIX}{}", name.to_ascii_lowercase());
+        let header = HeaderName::from_bytes(
+            format!("{PARAM_PREFIX}{}", name.to_ascii_lowercase()).as_bytes(),
+        )
+        .map_err(|_| AnnotationError::NotAToken(name.to_owned()))?;
         if out.iter().any(|p| p.header == header) {
             return Err(AnnotationError::Duplicate(name.to_owned()));
         }
@@ -360,7 +365,7 @@ mod tests {
         ]);
         assert_eq!(
             check_version_header(&h, "2026-07-28"),
-            Err(HeaderError::Repeated(PROTOCOL_VERSION.into()))
+            Err(HeaderError::Repeated(PROTOCOL_VERSION.as_str().into()))
         );
     }
 

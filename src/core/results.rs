@@ -6,7 +6,7 @@ use super::error::ProtocolError;
 use super::message;
 use super::mrtr::{params_digest, InputRequired};
 use super::version::Version;
-use super::{Core, Facts, Reply, Run, Target, META_SERVER_INFO};
+use super::{Core, Facts, Reply, Run, Target};
 use crate::auth::Principal;
 use crate::tool::{CallToolResult, HandlerError, ToolError, ToolResult};
 
@@ -49,13 +49,10 @@ fn write_tool_result(core: &Core, version: Version, r: &CallToolResult, out: &mu
         }
     }
     if version.is_modern() {
-        out.extend_from_slice(b",\"resultType\":\"complete\",\"_meta\":{");
-        push_json(out, &META_SERVER_INFO);
-        out.push(b':');
-        push_json(out, core.catalog().server_info());
+        out.extend_from_slice(core.catalog().modern_result_tail());
+    } else {
         out.push(b'}');
     }
-    out.push(b'}');
 }
 
 /// An `isError` tool result carrying `text`, serialized for `version`.

@@ -29,7 +29,7 @@ use http::header::{HeaderValue, ORIGIN};
 use http::request::Parts;
 use http::{Method, Request, Response, Uri};
 
-use crate::auth::{AuthError, Authenticator, Challenger, Principal};
+use crate::auth::{AuthError, Authenticator, Challenger, ConnectionMemo, Principal};
 use crate::body::Body;
 use crate::core::message::Id;
 use crate::core::{BatchItem, Core, Decision, Facts, Post, ProtocolError, Reply, Step};
@@ -81,10 +81,6 @@ pub(crate) type Fallback = Arc<
         + Sync,
 >;
 
-/// The peer's address, set as a request extension by `Server::serve`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub(crate) SocketAddr);
-
 /// Everything a request needs; shared by `Arc`, never locked as a whole.
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
@@ -113,11 +109,28 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub struct McpService {
     shared: Arc<Shared>,
+    /// The connection's peer, when the server's own accept loop knows it.
+    peer: Option<SocketAddr>,
+    /// The connection's last verification, when the service serves one connection.
+    memo: Option<Arc<ConnectionMemo>>,
 }
 
 impl McpService {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            peer: None,
+            memo: None,
+        }
+    }
+
+    /// The service for one connection from `peer` (the server's own accept loop).
+    pub(crate) fn for_connection(&self, peer: Option<SocketAddr>) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            peer,
+            memo: Some(Arc::default()),
+        }
     }
 }
 
@@ -132,8 +145,19 @@ where
 
     fn call(&self, req: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(async move { Ok(shared.handle(req).await) })
+        let conn = Conn {
+            peer: self.peer,
+            memo: self.memo.clone(),
+        };
+        Box::pin(async move { Ok(shared.handle(req, conn).await) })
     }
+}
+
+/// What a request knows of its connection.
+#[derive(Debug, Default)]
+struct Conn {
+    peer: Option<SocketAddr>,
+    memo: Option<Arc<ConnectionMemo>>,
 }
 
 /// What the request log line reports besides method, path, status and latency.
@@ -141,6 +165,7 @@ where
 struct LogFields<'a> {
     rpc: Option<&'static str>,
     tool: Option<&'a str>,
+    conn: Conn,
     principal: Option<Arc<Principal>>,
     detail: Option<String>,
 }
@@ -158,7 +183,7 @@ fn anonymous() -> Principal {
 
 impl Shared {
     /// Handles one request and writes its log line.
-    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Conn) -> Response<Body>
     where
         B: hyper::body::Body + Send + Unpin + 'static,
         B::Data: Send,
@@ -166,7 +191,10 @@ impl Shared {
         let now = Now::read(&*self.clock);
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let mut fields = LogFields::default();
+        let mut fields = LogFields {
+            conn,
+            ..LogFields::default()
+        };
         let resp = self.route(req, now, &mut fields).await;
         if uri.path() != "/healthz" && log::enabled(log::Level::Info) {
             self.log_request(&method, &uri, &resp, now, &fields);
@@ -187,8 +215,12 @@ impl Shared {
         log::field(&mut line, "method", method.as_str());
         log::field(&mut line, "path", uri.path());
         log::field(&mut line, "status", resp.status().as_str());
-        let latency = start.micros_until(Now::read(&*self.clock));
-        log::field(&mut line, "latency_us", itoa(latency, &mut [0u8; 20]));
+        let end = Now::read(&*self.clock);
+        log::field(
+            &mut line,
+            "latency_us",
+            itoa(start.micros_until(end), &mut [0u8; 20]),
+        );
         if let Some(v) = fields.rpc {
             log::field(&mut line, "rpc", v);
         }
@@ -201,7 +233,7 @@ impl Shared {
         if let Some(v) = &fields.detail {
             log::field(&mut line, "detail", v);
         }
-        log::emit(log::Level::Info, line);
+        log::emit(log::Level::Info, end.system_time(), line);
     }
 
     async fn route<'a, B>(
@@ -295,9 +327,10 @@ impl Shared {
                 challenger,
             } => (authenticator, challenger),
         };
-        let _peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+        let _peer = fields.conn.peer.map(|p| p.ip());
+        let memo = fields.conn.memo.clone();
         match authenticator
-            .authenticate(&parts.headers, now.unix_secs())
+            .authenticate_on(&parts.headers, now.unix_secs(), memo.as_deref())
             .await
         {
             Ok(p) => {

@@ -76,7 +76,28 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
     }
 }
 
-type Handler = CatchUnwind<BoxFuture<HandlerOutput>>;
+/// A started handler: its own boxed future, mapped to a [`HandlerOutput`] without another box.
+enum HandlerFuture {
+    Tool(BoxFuture<crate::tool::ToolResult>),
+    Prompt(BoxFuture<crate::prompt::PromptResult>),
+    Read(BoxFuture<crate::resource::ReadResult>),
+    Ready(Option<HandlerOutput>),
+}
+
+impl Future for HandlerFuture {
+    type Output = HandlerOutput;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerOutput> {
+        match &mut *self {
+            Self::Tool(f) => f.as_mut().poll(cx).map(HandlerOutput::Tool),
+            Self::Prompt(f) => f.as_mut().poll(cx).map(HandlerOutput::Prompt),
+            Self::Read(f) => f.as_mut().poll(cx).map(HandlerOutput::Read),
+            Self::Ready(o) => Poll::Ready(o.take().expect("a ready handler is polled once")),
+        }
+    }
+}
+
+type Handler = CatchUnwind<HandlerFuture>;
 
 /// A handler in flight and what is needed to answer it. Dropped unfinished (the client went
 /// away, or the server gave up), it cancels the call or lets it finish on its own task.
@@ -168,30 +189,34 @@ impl Runtime {
     /// Calls the handler `run` names; its synchronous part (argument deserialization
     /// included) runs here, inside `catch_unwind`.
     fn start(&self, run: &Run, ctx: RequestContext) -> Handler {
-        let ready =
-            |o: HandlerOutput| -> BoxFuture<HandlerOutput> { Box::pin(std::future::ready(o)) };
         let started = catch_unwind(AssertUnwindSafe(|| match &run.target {
             Target::Tool(i) => match (self.handlers.tools[*i])(ctx, run.arguments()) {
-                Ok(fut) => Box::pin(async move { HandlerOutput::Tool(fut.await) }),
-                Err(e) => ready(HandlerOutput::Tool(Err(e))),
+                Ok(fut) => HandlerFuture::Tool(fut),
+                Err(e) => HandlerFuture::Ready(Some(HandlerOutput::Tool(Err(e)))),
             },
             Target::Prompt(i) => {
                 // Prompt arguments are few short strings; the handler owns its copy.
                 let args = run.arguments().as_object().cloned().unwrap_or_default();
-                let fut = (self.handlers.prompts[*i])(ctx, args);
-                Box::pin(async move { HandlerOutput::Prompt(fut.await) })
+                HandlerFuture::Prompt((self.handlers.prompts[*i])(ctx, args))
             }
             Target::Resource(i) => {
                 let uri = self.core.catalog().resource(*i).uri.clone();
-                let fut = (self.handlers.resources[*i])(ctx, uri);
-                Box::pin(async move { HandlerOutput::Read(fut.await) })
+                HandlerFuture::Read((self.handlers.resources[*i])(ctx, uri))
             }
-            Target::Template(i, uri, vars) => {
-                let fut = (self.handlers.templates[*i])(ctx, uri.clone(), vars.clone());
-                Box::pin(async move { HandlerOutput::Read(fut.await) })
-            }
+            Target::Template(i, uri, vars) => HandlerFuture::Read((self.handlers.templates[*i])(
+                ctx,
+                uri.clone(),
+                vars.clone(),
+            )),
         }));
-        CatchUnwind(started.unwrap_or_else(|_| ready(HandlerOutput::Panicked)))
+        CatchUnwind(started.unwrap_or_else(|_| {
+            log::error(format_args!(
+                "handler for {} {} panicked; answered -32603",
+                run.method(),
+                self.label(&run.target)
+            ));
+            HandlerFuture::Ready(Some(HandlerOutput::Panicked))
+        }))
     }
 
     fn prepare(
@@ -210,16 +235,15 @@ impl Runtime {
         .with_reporting(run.progress_token.clone(), run.log_level)
         .with_round(run.input_responses.take(), run.request_state.take());
         let mut close = None;
-        let live = call.session.as_ref().map(|s| {
-            let live = self.live.get(&s.id);
-            live.track(run.id.clone(), cancel.clone());
+        let mut live = None;
+        if let Some(s) = &call.session {
+            let l = self.live.get(&s.id);
+            l.track(run.id.clone(), cancel.clone());
             let c = CancelToken::new();
-            ctx = ctx
-                .clone()
-                .with_session(live.client_requests().clone(), c.clone());
+            ctx = ctx.with_session(l.client_requests().clone(), c.clone());
             close = Some(c);
-            live
-        });
+            live = Some(l);
+        }
         let handler = self.start(&run, ctx);
         (
             Running {

@@ -9,12 +9,11 @@ fn hardware_verified(claims: &Map<String, Value>) -> bool {
     claims.get("hardware_verified") == Some(&Value::Bool(true))
 }
 
-fn string_claim(claims: &Map<String, Value>, name: &str) -> String {
+fn string_claim<'c>(claims: &'c Map<String, Value>, name: &str) -> &'c str {
     claims
         .get(name)
         .and_then(Value::as_str)
         .unwrap_or("unknown")
-        .to_owned()
 }
 
 /// `whoami`: email, sub and hardware_verified of the caller, as structured output plus pretty JSON text.
@@ -41,9 +40,9 @@ pub(crate) fn whoami() -> Tool {
 
 /// Field order is the guide's; derive keeps it where a JSON map would sort the keys.
 #[derive(Serialize)]
-struct WhoAmI {
-    email: String,
-    sub: String,
+struct WhoAmI<'c> {
+    email: &'c str,
+    sub: &'c str,
     hardware_verified: bool,
 }
 
@@ -65,8 +64,15 @@ fn whoami_result(claims: &Map<String, Value>) -> ToolResult {
         sub: string_claim(claims, "sub"),
         hardware_verified: hardware_verified(claims),
     };
+    let mut structured = Map::new();
+    structured.insert("email".into(), Value::from(who.email));
+    structured.insert("sub".into(), Value::from(who.sub));
+    structured.insert(
+        "hardware_verified".into(),
+        Value::Bool(who.hardware_verified),
+    );
     let mut result = CallToolResult::text(pretty(&who));
-    result.structured_content = Some(serde_json::to_value(&who).expect("plain struct serializes"));
+    result.structured_content = Some(Value::Object(structured));
     Ok(result)
 }
 
@@ -102,7 +108,9 @@ fn sensitive_action_result(claims: &Map<String, Value>) -> ToolResult {
 }
 
 fn pretty(v: &impl Serialize) -> String {
-    serde_json::to_string_pretty(v).expect("plain data serializes")
+    let mut out = Vec::with_capacity(128);
+    serde_json::to_writer_pretty(&mut out, v).expect("plain data serializes");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]
