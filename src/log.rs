@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Severity, most severe first.
@@ -79,6 +79,10 @@ pub struct LogRecord {
 pub trait LogSink: Send + Sync + 'static {
     /// Takes one line.
     fn write(&self, record: LogRecord);
+
+    /// Blocks until the lines taken so far are written out (the process is about to exit).
+    /// The default does nothing, for sinks that write synchronously.
+    fn flush(&self) {}
 }
 
 /// Client-controlled values are cut to this many bytes, with the original length noted.
@@ -108,6 +112,11 @@ pub fn enabled(level: Level) -> bool {
 
 fn sink() -> &'static Arc<dyn LogSink> {
     SINK.get_or_init(|| Arc::new(StderrSink::start()))
+}
+
+/// Writes out the lines queued so far, waiting at most a second: call it before the process exits.
+pub fn flush() {
+    sink().flush();
 }
 
 /// Writes one line at `level` through the installed sink (so an embedder's own lines share the
@@ -195,7 +204,14 @@ pub(crate) fn field(line: &mut String, key: &str, value: &str) {
 pub struct StderrSink {
     queue: SyncSender<LogRecord>,
     dropped: Arc<AtomicU64>,
+    /// Lines queued so far.
+    queued: AtomicU64,
+    /// Lines the writer has written out, and its signal to a waiting [`LogSink::flush`].
+    written: Arc<(Mutex<u64>, Condvar)>,
 }
+
+/// How long [`LogSink::flush`] waits for the writer.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 impl StderrSink {
     /// Starts the writer thread.
@@ -203,11 +219,18 @@ impl StderrSink {
         let (queue, rx) = mpsc::sync_channel(QUEUE_LINES);
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
+        let written = Arc::new((Mutex::new(0), Condvar::new()));
+        let progress = written.clone();
         // If the thread cannot start, lines are dropped and counted; the server still serves.
         let _ = std::thread::Builder::new()
             .name("vouch-mcp-log".into())
-            .spawn(move || drain(rx, &counter));
-        Self { queue, dropped }
+            .spawn(move || drain(rx, &counter, &progress));
+        Self {
+            queue,
+            dropped,
+            queued: AtomicU64::new(0),
+            written,
+        }
     }
 
     /// Lines dropped so far because the queue was full.
@@ -219,11 +242,20 @@ impl StderrSink {
 impl LogSink for StderrSink {
     fn write(&self, record: LogRecord) {
         match self.queue.try_send(record) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    fn flush(&self) {
+        let target = self.queued.load(Ordering::Relaxed);
+        let (count, signal) = &*self.written;
+        let Ok(written) = count.lock() else { return };
+        let _ = signal.wait_timeout_while(written, FLUSH_WAIT, |w| *w < target);
     }
 }
 
@@ -234,21 +266,21 @@ impl LogSink for StderrSink {
 const POLL_MIN: Duration = Duration::from_millis(2);
 const POLL_MAX: Duration = Duration::from_millis(200);
 
-fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64) {
+fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64, progress: &(Mutex<u64>, Condvar)) {
     let stderr = std::io::stderr();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
     let mut reported = 0u64;
     let mut line = String::with_capacity(256);
     let mut pause = POLL_MIN;
     loop {
-        let mut wrote = false;
+        let mut wrote = 0u64;
         loop {
             match rx.try_recv() {
                 Ok(record) => {
                     line.clear();
                     format_line(&mut line, &record);
                     let _ = out.write_all(line.as_bytes());
-                    wrote = true;
+                    wrote += 1;
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
@@ -259,7 +291,13 @@ fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64) {
         }
         report_dropped(&mut out, dropped, &mut reported, &mut line);
         let _ = out.flush();
-        pause = if wrote {
+        if wrote > 0 {
+            if let Ok(mut n) = progress.0.lock() {
+                *n += wrote;
+            }
+            progress.1.notify_all();
+        }
+        pause = if wrote > 0 {
             POLL_MIN
         } else {
             (pause * 2).min(POLL_MAX)

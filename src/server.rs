@@ -23,6 +23,7 @@ use crate::prompt::Prompt;
 use crate::resource::{Resource, ResourceTemplate};
 use crate::runtime::context::CancelToken;
 use crate::runtime::events::{LiveStreams, MemoryEvents};
+use crate::runtime::limits::{ByteBudget, Caps, PrincipalLimits};
 use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits};
 use crate::runtime::{Handlers, Runtime, RuntimeConfig};
 use crate::sources::{Clock, Now, RandomSource, SystemClock, SystemRandom};
@@ -111,6 +112,15 @@ pub struct ServerBuilder {
     session_idle: Duration,
     max_sessions: usize,
     max_sessions_per_principal: usize,
+    max_inflight_bytes: u64,
+    max_batch: usize,
+    max_calls_per_principal: usize,
+    max_streams_per_principal: usize,
+    max_streams: usize,
+    stream_lifetime: Duration,
+    max_connections: usize,
+    write_timeout: Duration,
+    idle_timeout: Duration,
     page_size: usize,
     list_ttl_ms: u64,
     sse_keepalive: Duration,
@@ -163,6 +173,15 @@ impl ServerBuilder {
             session_idle: defaults::SESSION_IDLE,
             max_sessions: defaults::MAX_SESSIONS,
             max_sessions_per_principal: defaults::MAX_SESSIONS_PER_PRINCIPAL,
+            max_inflight_bytes: defaults::MAX_INFLIGHT_BYTES,
+            max_batch: defaults::MAX_BATCH,
+            max_calls_per_principal: defaults::MAX_CALLS_PER_PRINCIPAL,
+            max_streams_per_principal: defaults::MAX_STREAMS_PER_PRINCIPAL,
+            max_streams: defaults::MAX_STREAMS,
+            stream_lifetime: defaults::STREAM_LIFETIME,
+            max_connections: crate::serve::default_max_connections(),
+            write_timeout: defaults::WRITE_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
             page_size: defaults::PAGE_SIZE,
             list_ttl_ms: defaults::LIST_TTL_MS,
             sse_keepalive: defaults::SSE_KEEPALIVE,
@@ -300,6 +319,71 @@ impl ServerBuilder {
     /// [`defaults::MAX_SESSIONS_PER_PRINCIPAL`].
     pub fn max_sessions_per_principal(mut self, n: usize) -> Self {
         self.max_sessions_per_principal = n;
+        self
+    }
+
+    /// Bytes of request bodies and their parsed form in flight, all requests together; a
+    /// request that finds no room waits briefly, then gets 503. Defaults to
+    /// [`defaults::MAX_INFLIGHT_BYTES`] (64 MiB).
+    pub fn max_inflight_bytes(mut self, n: u64) -> Self {
+        self.max_inflight_bytes = n;
+        self
+    }
+
+    /// Messages in one JSON-RPC batch (2025-03-26 sessions). Defaults to [`defaults::MAX_BATCH`].
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// In-flight calls of one principal; beyond it a call gets 429. Defaults to
+    /// [`defaults::MAX_CALLS_PER_PRINCIPAL`].
+    pub fn max_calls_per_principal(mut self, n: usize) -> Self {
+        self.max_calls_per_principal = n;
+        self
+    }
+
+    /// Open GET and `subscriptions/listen` streams of one principal; beyond it 429. Defaults to
+    /// [`defaults::MAX_STREAMS_PER_PRINCIPAL`].
+    pub fn max_streams_per_principal(mut self, n: usize) -> Self {
+        self.max_streams_per_principal = n;
+        self
+    }
+
+    /// Open GET and `subscriptions/listen` streams, all principals; beyond it 503. Defaults to
+    /// [`defaults::MAX_STREAMS`].
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// How long a GET or `subscriptions/listen` stream stays open before the server ends it
+    /// cleanly (GET streams with a `retry:` hint; listen streams with their final result), so
+    /// the client reconnects. Defaults to [`defaults::STREAM_LIFETIME`] (1 h).
+    pub fn stream_lifetime(mut self, d: Duration) -> Self {
+        self.stream_lifetime = d;
+        self
+    }
+
+    /// Open connections when the server runs its own accept loop ([`Server::serve`]). At the
+    /// cap the connection idle the longest is closed to admit a new one; when none is idle the
+    /// new one gets 503 and is closed. Defaults to nine tenths of the open-file limit.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a write to a client may make no progress before its connection is closed.
+    /// Defaults to [`defaults::WRITE_TIMEOUT`] (30 s).
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = d;
+        self
+    }
+
+    /// How long a connection with no request in flight stays open. Defaults to
+    /// [`defaults::IDLE_TIMEOUT`] (60 s).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
         self
     }
 
@@ -493,9 +577,15 @@ impl ServerBuilder {
             notifier: self.notifier,
             config: RuntimeConfig {
                 sse_keepalive: self.sse_keepalive,
+                stream_lifetime: self.stream_lifetime,
             },
             shutdown: CancelToken::new(),
             rng: self.random,
+            limits: PrincipalLimits::new(Caps {
+                calls_per_principal: self.max_calls_per_principal,
+                streams_per_principal: self.max_streams_per_principal,
+                streams: self.max_streams,
+            }),
         });
         let mut hosts = self.hosts;
         hosts.allowed_hosts.push(resource_host);
@@ -511,16 +601,22 @@ impl ServerBuilder {
                 hosts,
                 max_body_bytes: self.max_body_bytes,
                 body_timeout: self.body_timeout,
+                max_batch: self.max_batch,
+                inflight_wait: defaults::INFLIGHT_WAIT,
             },
             metadata_doc,
             clock: self.clock,
             fallback: self.fallback,
+            budget: ByteBudget::new(self.max_inflight_bytes),
         });
         Ok(Server {
             shared,
             session_idle: self.session_idle,
             shutdown_grace: self.shutdown_grace,
             header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            write_timeout: self.write_timeout,
+            idle_timeout: self.idle_timeout,
             maintenance: Arc::new(Once::new()),
         })
     }
@@ -534,6 +630,9 @@ pub struct Server {
     session_idle: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     maintenance: Arc<Once>,
 }
 

@@ -1554,11 +1554,14 @@ async fn subscriptions_listen_delivers_a_change_announced_right_after_the_ack() 
         let slot = slot.clone();
         start_with(move |b| {
             // No auth: rounds are cheap without ES256 verification in a debug build.
-            capture_notifier(&slot, b.dangerously_disable_auth()).list_changed(ListChanged {
-                tools: true,
-                prompts: false,
-                resources: false,
-            })
+            capture_notifier(&slot, b.dangerously_disable_auth())
+                .list_changed(ListChanged {
+                    tools: true,
+                    prompts: false,
+                    resources: false,
+                })
+                // 40 standing streams and the listener, all of one (anonymous) principal.
+                .max_streams_per_principal(64)
         })
         .await
     };
@@ -2169,6 +2172,8 @@ async fn log_child() {
     assert_eq!(stream.status, 200);
     drop(stream);
     assert_eq!(delete(s.addr, &good, &sid).await.status, 204);
+    // The log writer is a thread that does not outlive the process.
+    vouch_mcp::log::flush();
 }
 
 /// Logging is offered only when the server says so: otherwise no capability is advertised,

@@ -45,7 +45,7 @@ fn header_says_modern(headers: &HeaderMap) -> bool {
 }
 
 pub(super) fn post(core: &Core, post: Post<'_>, facts: Facts<'_>) -> (Step, Option<&'static str>) {
-    let value = match json::parse(post.body) {
+    let value = match json::parse(post.body, post.limits) {
         Ok(v) => v,
         Err(e) => return (decided(ProtocolError::Json(e), false, None), None),
     };

@@ -45,6 +45,8 @@ pub(crate) enum ProtocolError {
     PrincipalSessionCap,
     /// The session store cannot be reached.
     SessionStoreUnavailable,
+    /// A resource limit of the principal (429) or of the server (503) is reached.
+    Limit(crate::runtime::limits::Limit),
     /// No resource at this URI.
     ResourceNotFound(String),
     /// 2026-07-28 `requestState` was altered, belongs to another request, or expired.
@@ -124,6 +126,9 @@ impl fmt::Display for ProtocolError {
             Self::Json(JsonError::DuplicateMember(m)) => {
                 write!(f, "invalid request: duplicate member name {m:?}")
             }
+            Self::Json(e @ (JsonError::TooLarge(_) | JsonError::BatchTooLong(_))) => {
+                write!(f, "refused: {e}")
+            }
             Self::Json(e) => write!(f, "parse error: {e}"),
             Self::Shape(e) => write!(f, "invalid request: {e}"),
             Self::NotAllowed(e) => write!(f, "invalid request: {e}"),
@@ -141,6 +146,7 @@ impl fmt::Display for ProtocolError {
             Self::TooManySessions => f.write_str("too many open sessions"),
             Self::PrincipalSessionCap => f.write_str("this principal's session cap is reached"),
             Self::SessionStoreUnavailable => f.write_str("session store unavailable"),
+            Self::Limit(l) => write!(f, "limit reached: {}", l.setting()),
             Self::ResourceNotFound(u) => write!(f, "resource not found: {u}"),
             Self::BadRequestState(e) => write!(f, "requestState {e}"),
             Self::Stateless => f.write_str("GET/DELETE at 2026-07-28"),
@@ -184,6 +190,25 @@ impl ProtocolError {
                 ErrorObject::new(
                     C::INVALID_REQUEST,
                     format!("Invalid request: the body names member {m:?} twice"),
+                ),
+            ),
+            Self::Json(JsonError::TooLarge(n)) => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorObject::new(
+                    C::INVALID_REQUEST,
+                    format!(
+                        "Payload Too Large: the parsed request would take more than {n} bytes; \
+                         send a smaller or less deeply packed body"
+                    ),
+                ),
+            ),
+            Self::Json(JsonError::BatchTooLong(n)) => plain(
+                StatusCode::BAD_REQUEST,
+                ErrorObject::new(
+                    C::INVALID_REQUEST,
+                    format!(
+                        "Invalid request: a batch may hold at most {n} messages (MCP_MAX_BATCH)"
+                    ),
                 ),
             ),
             Self::Json(e) => plain(
@@ -288,6 +313,31 @@ impl ProtocolError {
                         C::INTERNAL_ERROR,
                         "The session store is unavailable; retry later",
                     ),
+                )
+            },
+            Self::Limit(limit) if limit.is_per_principal() => Wire {
+                retry_after: Some(1),
+                ..plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorObject::new(
+                        C::INVALID_REQUEST,
+                        format!("Too Many Requests: {limit} (limit {})", limit.setting()),
+                    )
+                    .with_data(json!({"limit": limit.setting()})),
+                )
+            },
+            Self::Limit(limit) => Wire {
+                retry_after: Some(1),
+                ..plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorObject::new(
+                        C::INTERNAL_ERROR,
+                        format!(
+                            "Service Unavailable: {limit} (limit {}); retry later",
+                            limit.setting()
+                        ),
+                    )
+                    .with_data(json!({"limit": limit.setting()})),
                 )
             },
             Self::ResourceNotFound(uri) => plain(

@@ -97,13 +97,15 @@ impl Reply {
     }
 }
 
-/// What the core knows about one POST: its headers and body.
+/// What the core knows about one POST: its headers and body, and what its parse may build.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Post<'a> {
     /// The request headers.
     pub(crate) headers: &'a HeaderMap,
     /// The whole body, as read under the cap.
     pub(crate) body: &'a [u8],
+    /// The bounds of the body's parse (memory estimate, batch length).
+    pub(crate) limits: crate::json::Limits,
 }
 
 /// Who asks, and when: the facts every decision may use.

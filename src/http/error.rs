@@ -31,6 +31,8 @@ pub(crate) enum TransportError {
     BodyTimeout,
     /// The body could not be read (the connection broke or the framing was invalid).
     BodyUnreadable,
+    /// The server is at its connection cap with none idle.
+    TooManyConnections,
 }
 
 impl TransportError {
@@ -97,14 +99,39 @@ impl TransportError {
                 StatusCode::BAD_REQUEST,
                 "Bad Request: the body could not be read".into(),
             ),
+            Self::TooManyConnections => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: too many open connections (limit MCP_MAX_CONNECTIONS); retry later"
+                    .into(),
+            ),
         }
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let text = self.status_and_message().1;
+        message::error(None, &ErrorObject::new(ErrorCode::INVALID_REQUEST, text))
+    }
+
+    /// This error as a whole HTTP/1.1 response on the wire, for a connection that gets nothing
+    /// else (refused at accept time); it closes the connection.
+    pub(crate) fn raw_http(&self) -> Vec<u8> {
+        let status = self.status_and_message().0;
+        let body = self.body();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 
     /// The response for this error: its one mapping to the wire.
     pub(crate) fn response(&self) -> Response<Body> {
-        let (status, text) = self.status_and_message();
-        let body = message::error(None, &ErrorObject::new(ErrorCode::INVALID_REQUEST, text));
-        let mut resp = Response::new(Body::full(body));
+        let status = self.status_and_message().0;
+        let mut resp = Response::new(Body::full(self.body()));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
         h.insert(
@@ -113,6 +140,9 @@ impl TransportError {
         );
         if let Self::MethodNotAllowed(allow) = self {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if matches!(self, Self::TooManyConnections) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -34,8 +34,10 @@ use crate::body::Body;
 use crate::core::message::Id;
 use crate::core::{BatchItem, Core, Decision, Facts, Post, ProtocolError, Reply, Step};
 use crate::log;
+use crate::runtime::limits::ByteBudget;
 use crate::runtime::session::{SessionRecord, StoreError};
 use crate::runtime::{Call, Outcome, Runtime};
+use crate::serve::ConnState;
 use crate::sources::{Clock, Now};
 use checks::{Accept, HostPolicy};
 use error::TransportError;
@@ -71,6 +73,10 @@ pub(crate) struct HttpConfig {
     pub(crate) max_body_bytes: u64,
     /// How long a client may take to send its body.
     pub(crate) body_timeout: Duration,
+    /// Messages in one batch.
+    pub(crate) max_batch: usize,
+    /// How long a request waits for room in the in-flight byte budget.
+    pub(crate) inflight_wait: Duration,
 }
 
 /// A handler for paths the server does not serve (`ServerBuilder::fallback`); it gets the body
@@ -90,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) metadata_doc: Bytes,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) fallback: Option<Fallback>,
+    /// Request bytes in flight (bodies and their parsed form), all requests together.
+    pub(crate) budget: Arc<ByteBudget>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -113,6 +121,8 @@ pub struct McpService {
     peer: Option<SocketAddr>,
     /// The connection's last verification, when the service serves one connection.
     memo: Option<Arc<ConnectionMemo>>,
+    /// The accept loop's view of the connection: busy while a response is being sent.
+    state: Option<Arc<ConnState>>,
 }
 
 impl McpService {
@@ -121,15 +131,17 @@ impl McpService {
             shared,
             peer: None,
             memo: None,
+            state: None,
         }
     }
 
     /// The service for one connection from `peer` (the server's own accept loop).
-    pub(crate) fn for_connection(&self, peer: Option<SocketAddr>) -> Self {
+    pub(crate) fn for_connection(&self, peer: Option<SocketAddr>, state: Arc<ConnState>) -> Self {
         Self {
             shared: self.shared.clone(),
             peer,
             memo: Some(Arc::default()),
+            state: Some(state),
         }
     }
 }
@@ -149,7 +161,15 @@ where
             peer: self.peer,
             memo: self.memo.clone(),
         };
-        Box::pin(async move { Ok(shared.handle(req, conn).await) })
+        // Taken before any work, so the connection never looks idle while it is answering.
+        let busy = self.state.as_ref().map(ConnState::begin);
+        Box::pin(async move {
+            let resp = shared.handle(req, conn).await;
+            Ok(match busy {
+                Some(busy) => resp.map(|body| body.holding(busy)),
+                None => resp,
+            })
+        })
     }
 }
 
@@ -272,7 +292,28 @@ impl Shared {
                 if declared.is_some_and(|n| n > max) {
                     return TransportError::PayloadTooLarge(max).response();
                 }
-                match read::body(body, declared, max, self.config.body_timeout).await {
+                let mut permit = match self
+                    .budget
+                    .reserve(
+                        declared.map_or(PARSE_FLOOR, |n| n.min(max)),
+                        self.config.inflight_wait,
+                    )
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(limit) => {
+                        return respond::reply(ProtocolError::Limit(limit).reply(false, None))
+                    }
+                };
+                let read = read::body(
+                    body,
+                    declared,
+                    max,
+                    self.config.body_timeout,
+                    &mut permit,
+                    self.config.inflight_wait,
+                );
+                match read.await {
                     Ok(bytes) => f(Request::from_parts(parts, bytes))
                         .await
                         .unwrap_or_else(|| TransportError::NotFound.response()),
@@ -395,8 +436,35 @@ impl Shared {
         if !accept.json && !accept.sse {
             return TransportError::NotAcceptable.response();
         }
-        let bytes = match read::body(body, declared, max, self.config.body_timeout).await {
+        // The body and what its parse may build are reserved against the in-flight budget
+        // before a byte is read; a chunked body grows its reservation as it arrives.
+        let reserve = declared.map_or(PARSE_FLOOR, |n| reservation(n.min(max)));
+        let mut permit = match self
+            .budget
+            .reserve(reserve, self.config.inflight_wait)
+            .await
+        {
+            Ok(p) => p,
+            Err(limit) => {
+                fields.detail = Some(format!("limit reached: {}", limit.setting()));
+                return respond::reply(ProtocolError::Limit(limit).reply(false, None));
+            }
+        };
+        let read = read::body(
+            body,
+            declared,
+            max,
+            self.config.body_timeout,
+            &mut permit,
+            self.config.inflight_wait,
+        )
+        .await;
+        let bytes = match read {
             Ok(b) => b,
+            Err(read::ReadError::Budget(limit)) => {
+                fields.detail = Some(format!("limit reached: {}", limit.setting()));
+                return respond::reply(ProtocolError::Limit(limit).reply(false, None));
+            }
             Err(e) => return read_error(e, max).response(),
         };
         let facts = Facts {
@@ -406,6 +474,10 @@ impl Shared {
         let post = Post {
             headers: &parts.headers,
             body: &bytes,
+            limits: crate::json::Limits {
+                max_bytes: (permit.bytes() as usize).saturating_sub(bytes.len()),
+                max_batch: self.config.max_batch,
+            },
         };
         let (step, rpc) = self.core.post(post, facts);
         fields.rpc = rpc;
@@ -453,12 +525,17 @@ impl Shared {
                 if let crate::core::Target::Tool(i) = run.target {
                     fields.tool = Some(self.core.catalog().tool_name(i));
                 }
+                let (modern, id) = (run.version.is_modern(), run.id.clone());
                 match self.runtime.call(run, call).await {
-                    Outcome::Reply(r) => {
+                    Ok(Outcome::Reply(r)) => {
                         note(fields, &r);
                         respond::reply(r)
                     }
-                    Outcome::Stream(rx) => respond::sse(rx),
+                    Ok(Outcome::Stream(rx)) => respond::sse(rx),
+                    Err(limit) => {
+                        fields.detail = Some(format!("limit reached: {}", limit.setting()));
+                        respond::reply(ProtocolError::Limit(limit).reply(modern, Some(&id)))
+                    }
                 }
             }
             Decision::Initialize {
@@ -491,7 +568,16 @@ impl Shared {
                     Err(e) => respond::reply(store_error(e).reply(false, None)),
                 }
             }
-            Decision::Listen(listen) => respond::sse(self.runtime.listen(listen)),
+            Decision::Listen(listen) => {
+                let id = listen.id.clone();
+                match self.runtime.listen(listen, &call.principal) {
+                    Ok(opened) => respond::long_sse(opened, self.runtime.config.stream_lifetime),
+                    Err(e) => {
+                        fields.detail = Some(e.to_string());
+                        respond::reply(e.reply(true, Some(&id)))
+                    }
+                }
+            }
             Decision::Cancel(id) => {
                 if let Some(s) = &call.session {
                     self.runtime.cancel(s, &id);
@@ -541,8 +627,13 @@ impl Shared {
             match item {
                 BatchItem::Reply(body) => push(&mut out, &body),
                 BatchItem::Run(run) => {
-                    let reply = self.runtime.call_to_reply(run, call.clone()).await;
-                    push(&mut out, &reply.body);
+                    let id = run.id.clone();
+                    match self.runtime.call_to_reply(run, call.clone()).await {
+                        Ok(reply) => push(&mut out, &reply.body),
+                        Err(limit) => {
+                            push(&mut out, &ProtocolError::Limit(limit).batch_item(Some(&id)))
+                        }
+                    }
                 }
                 BatchItem::Update(update, body) => {
                     if let Some(s) = &call.session {
@@ -598,19 +689,22 @@ impl Shared {
             Ok(Some(last)) => {
                 fields.detail = Some(format!("resume {last}"));
                 self.runtime
-                    .resume(&record, last)
+                    .resume(&record, &principal, last)
                     .await
                     .map_err(|e| self.core.error_reply(&e))
             }
             Ok(None) => self
                 .runtime
-                .standalone(record.clone())
+                .standalone(record.clone(), &principal)
                 .await
                 .map_err(|e| self.core.error_reply(&e)),
         };
         let resp = match opened {
-            Ok(rx) => respond::sse(rx),
-            Err(r) => respond::reply(r),
+            Ok(opened) => respond::long_sse(opened, self.runtime.config.stream_lifetime),
+            Err(r) => {
+                note_reply(fields, &r);
+                respond::reply(r)
+            }
         };
         respond::with_session(resp, &record.id)
     }
@@ -662,7 +756,25 @@ fn read_error(e: read::ReadError, max: u64) -> TransportError {
     match e {
         read::ReadError::TooLarge => TransportError::PayloadTooLarge(max),
         read::ReadError::Timeout => TransportError::BodyTimeout,
-        read::ReadError::Broken => TransportError::BodyUnreadable,
+        read::ReadError::Broken | read::ReadError::Budget(_) => TransportError::BodyUnreadable,
+    }
+}
+
+/// What a request reserves before its parse may run: the parsed form of JSON is a few times
+/// the text (strings and numbers cost a `Value` each), so the body counts this many times over.
+const PARSE_FACTOR: u64 = 8;
+/// The least reservation, and a chunked body's first one: small requests never wait on it.
+const PARSE_FLOOR: u64 = 16 * 1024;
+
+/// The reservation for a body of `len` bytes.
+fn reservation(len: u64) -> u64 {
+    len.saturating_mul(PARSE_FACTOR).max(PARSE_FLOOR)
+}
+
+/// Copies a reply's log detail into the request's log fields.
+fn note_reply(fields: &mut LogFields<'_>, r: &Reply) {
+    if r.detail.is_some() {
+        fields.detail.clone_from(&r.detail);
     }
 }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 
+use crate::runtime::limits::{BytePermit, Limit};
+
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
@@ -14,10 +16,14 @@ pub(crate) enum ReadError {
     Timeout,
     /// The connection failed or the framing was invalid.
     Broken,
+    /// The in-flight budget has no room for the rest of the body.
+    Budget(Limit),
 }
 
 /// Bytes reserved up front when no `Content-Length` is declared (chunked bodies).
 const INITIAL_CHUNKED: usize = 1024;
+/// A body's reservation covers this many times its length (the body and its parsed form).
+const RESERVE_FACTOR: u64 = 8;
 
 /// Reads the whole body, copying each frame into one buffer as it arrives, so no transport
 /// read buffer outlives its frame. The buffer is sized from a declared `Content-Length` (never
@@ -27,6 +33,8 @@ pub(crate) async fn body<B>(
     declared: Option<u64>,
     max: u64,
     timeout: Duration,
+    permit: &mut BytePermit,
+    budget_wait: Duration,
 ) -> Result<Bytes, ReadError>
 where
     B: hyper::body::Body + Unpin,
@@ -34,13 +42,29 @@ where
     let capacity = declared.map_or(INITIAL_CHUNKED, |n| n.min(max) as usize);
     let read = async move {
         let mut buf = Vec::with_capacity(capacity);
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| ReadError::Broken)?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers carry nothing we use
+        loop {
+            // Taken apart at once: nothing of the body's error type lives across an await.
+            let Some(frame) = body.frame().await else {
+                break;
             };
-            if (buf.len() + data.remaining_len()) as u64 > max {
+            let data = match frame.map(hyper::body::Frame::into_data) {
+                Ok(Ok(data)) => data,
+                Ok(Err(_)) => continue, // trailers carry nothing we use
+                Err(_) => return Err(ReadError::Broken),
+            };
+            let len = (buf.len() + data.remaining_len()) as u64;
+            if len > max {
                 return Err(ReadError::TooLarge);
+            }
+            // A body longer than its reservation allows (chunked, or a wrong Content-Length)
+            // grows it, doubling so that a long body costs few waits.
+            let needed = len.saturating_mul(RESERVE_FACTOR);
+            if needed > permit.bytes() {
+                let target = needed.max(permit.bytes().saturating_mul(2));
+                permit
+                    .grow_to(target, budget_wait)
+                    .await
+                    .map_err(ReadError::Budget)?;
             }
             extend(&mut buf, data);
         }
@@ -75,46 +99,19 @@ mod tests {
     use super::*;
     use http_body_util::Full;
 
-    #[tokio::test]
-    async fn reads_whole_bodies_and_enforces_the_cap() {
-        let b = body(
-            Full::new(Bytes::from_static(b"hello")),
-            Some(5),
-            5,
-            Duration::from_secs(1),
-        )
-        .await;
-        assert_eq!(b.unwrap(), Bytes::from_static(b"hello"));
-        let b = body(
-            Full::new(Bytes::from_static(b"hello!")),
-            None,
-            5,
-            Duration::from_secs(1),
-        )
-        .await;
-        assert_eq!(b, Err(ReadError::TooLarge));
-    }
+    use crate::runtime::limits::ByteBudget;
 
-    #[tokio::test]
-    async fn many_small_frames_become_one_buffer() {
-        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = (0..100)
-            .map(|_| Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
-            .collect();
-        let b = body(frames_body(frames), None, 1000, Duration::from_secs(1))
+    async fn permit(capacity: u64) -> BytePermit {
+        ByteBudget::new(capacity)
+            .reserve(0, Duration::ZERO)
             .await
-            .unwrap();
-        assert_eq!(b.len(), 100);
+            .unwrap()
     }
 
     /// A body that yields these frames one by one.
-    fn frames_body<T>(items: Vec<T>) -> impl hyper::body::Body + Unpin
-    where
-        T: Unpin + Into<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
-    {
-        struct Iter<T>(std::vec::IntoIter<T>);
-        impl<T: Unpin + Into<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>>
-            hyper::body::Body for Iter<T>
-        {
+    fn frames_body(n: usize) -> impl hyper::body::Body + Unpin {
+        struct Frames(usize);
+        impl hyper::body::Body for Frames {
             type Data = Bytes;
             type Error = std::convert::Infallible;
             fn poll_frame(
@@ -122,9 +119,59 @@ mod tests {
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>>
             {
-                std::task::Poll::Ready(self.0.next().map(Into::into))
+                if self.0 == 0 {
+                    return std::task::Poll::Ready(None);
+                }
+                self.0 -= 1;
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b"x")))))
             }
         }
-        Iter(items.into_iter())
+        Frames(n)
+    }
+
+    #[tokio::test]
+    async fn reads_whole_bodies_and_enforces_the_cap() {
+        let (second, none) = (Duration::from_secs(1), Duration::ZERO);
+        let mut p = permit(1 << 20).await;
+        let hello = Full::new(Bytes::from_static(b"hello"));
+        let b = body(hello, Some(5), 5, second, &mut p, none).await;
+        assert_eq!(b.unwrap(), Bytes::from_static(b"hello"));
+        assert_eq!(p.bytes(), 40, "the reservation grew to cover the body");
+        let longer = Full::new(Bytes::from_static(b"hello!"));
+        assert_eq!(
+            body(longer, None, 5, second, &mut p, none).await,
+            Err(ReadError::TooLarge)
+        );
+    }
+
+    #[tokio::test]
+    async fn many_small_frames_become_one_buffer() {
+        let mut p = permit(1 << 20).await;
+        let b = body(
+            frames_body(100),
+            None,
+            1000,
+            Duration::from_secs(1),
+            &mut p,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.len(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_body_beyond_the_budget_is_refused_while_it_streams() {
+        let mut p = permit(100).await;
+        let b = body(
+            frames_body(100),
+            None,
+            1000,
+            Duration::from_secs(1),
+            &mut p,
+            Duration::ZERO,
+        )
+        .await;
+        assert_eq!(b, Err(ReadError::Budget(Limit::InflightBytes)));
     }
 }

@@ -5,10 +5,13 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use std::time::Duration;
+
 use crate::auth::Rejection;
 use crate::body::Body;
 use crate::core::headers::SESSION_ID;
 use crate::core::Reply;
+use crate::runtime::Opened;
 
 /// A JSON reply from the core (202s carry no body and no content type).
 pub(crate) fn reply(reply: Reply) -> Response<Body> {
@@ -34,7 +37,22 @@ pub(crate) fn reply(reply: Reply) -> Response<Body> {
 /// A `200 text/event-stream` response fed by `rx`, with the headers that keep proxies from
 /// buffering or caching it.
 pub(crate) fn sse(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let mut resp = Response::new(Body::stream(rx));
+    sse_body(Body::stream(rx))
+}
+
+/// A long-lived SSE stream (GET, `subscriptions/listen`): ends cleanly after `lifetime`, and
+/// holds the principal's stream slot while it is open.
+pub(crate) fn long_sse(opened: Opened, lifetime: Duration) -> Response<Body> {
+    sse_body(Body::bounded(
+        opened.frames,
+        lifetime,
+        opened.farewell,
+        opened.permit,
+    ))
+}
+
+fn sse_body(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use super::context::{CancelToken, RequestContext};
 use super::events::StreamHandle;
+use super::limits::{Limit, Permit};
 use super::session::{Live, SessionRecord};
 use super::Runtime;
 use crate::auth::Principal;
@@ -108,6 +109,8 @@ struct Running {
     handler: Option<Handler>,
     cancel: CancelToken,
     live: Option<Arc<Live>>,
+    /// The principal's in-flight slot, held until the handler ends.
+    permit: Option<Permit>,
 }
 
 impl Drop for Running {
@@ -121,12 +124,14 @@ impl Drop for Running {
             }
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let live = self.live.take();
+                let permit = self.permit.take();
                 let id = self.run.id.clone();
                 rt.spawn(async move {
                     let _ = handler.await;
                     if let Some(l) = live {
                         l.untrack(&id);
                     }
+                    drop(permit);
                 });
                 return;
             }
@@ -224,7 +229,8 @@ impl Runtime {
         mut run: Box<Run>,
         call: Call,
         outbox: Option<mpsc::Sender<Bytes>>,
-    ) -> (Running, Option<CancelToken>) {
+    ) -> Result<(Running, Option<CancelToken>), Limit> {
+        let permit = self.limits.call(&super::owner(&call.principal))?;
         let cancel = CancelToken::new();
         let mut ctx = RequestContext::new(
             call.principal.clone(),
@@ -245,7 +251,7 @@ impl Runtime {
             live = Some(l);
         }
         let handler = self.start(&run, ctx);
-        (
+        Ok((
             Running {
                 rt: self.clone(),
                 run,
@@ -253,29 +259,39 @@ impl Runtime {
                 handler: Some(handler),
                 cancel,
                 live,
+                permit: Some(permit),
             },
             close,
-        )
+        ))
     }
 
     /// Runs a handler without streaming and returns its reply (batch items).
-    pub(crate) async fn call_to_reply(self: &Arc<Self>, run: Box<Run>, call: Call) -> Reply {
-        let (mut running, _) = self.prepare(run, call, None);
+    pub(crate) async fn call_to_reply(
+        self: &Arc<Self>,
+        run: Box<Run>,
+        call: Call,
+    ) -> Result<Reply, Limit> {
+        let (mut running, _) = self.prepare(run, call, None)?;
         let out = running.join().await;
-        running.reply(out)
+        Ok(running.reply(out))
     }
 
-    /// Runs a handler: JSON when it sends nothing first (or SSE is not accepted), else an SSE stream.
-    pub(crate) async fn call(self: &Arc<Self>, run: Box<Run>, call: Call) -> Outcome {
+    /// Runs a handler: JSON when it sends nothing first (or SSE is not accepted), else an SSE
+    /// stream. Refused when the principal has as many calls in flight as it may.
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        run: Box<Run>,
+        call: Call,
+    ) -> Result<Outcome, Limit> {
         let streamable = call.accepts_sse
             && (run.progress_token.is_some() || run.log_level.is_some() || call.session.is_some());
         if !streamable {
-            let (mut running, _) = self.prepare(run, call, None);
+            let (mut running, _) = self.prepare(run, call, None)?;
             let out = running.join().await;
-            return Outcome::Reply(running.reply(out));
+            return Ok(Outcome::Reply(running.reply(out)));
         }
         let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
-        let (mut running, close) = self.prepare(run, call, Some(tx));
+        let (mut running, close) = self.prepare(run, call, Some(tx))?;
         let first = {
             let handler = running.handler.as_mut().expect("not started yet");
             let close_wait = async {
@@ -304,12 +320,12 @@ impl Runtime {
                         finished = Some(out);
                         Some(m)
                     }
-                    Err(_) => return Outcome::Reply(running.reply(out)),
+                    Err(_) => return Ok(Outcome::Reply(running.reply(out))),
                 }
             }
             First::OutboxClosed => {
                 let out = running.join().await;
-                return Outcome::Reply(running.reply(out));
+                return Ok(Outcome::Reply(running.reply(out)));
             }
             First::Message(m) => Some(m),
             First::Close => None,
@@ -349,7 +365,7 @@ impl Runtime {
         tokio::spawn(forward(
             running, first, finished, rx, sink, close, keepalive,
         ));
-        Outcome::Stream(brx)
+        Ok(Outcome::Stream(brx))
     }
 }
 

@@ -6,11 +6,13 @@
 //! * [`events`]: the event store trait (resumable streams) and the attached connections.
 //! * [`bus`]: the notification fan-out trait.
 //! * `streams`: GET, resumed and `subscriptions/listen` streams.
+//! * [`limits`]: the in-flight byte budget and the per-principal caps on calls and streams.
 
 pub(crate) mod bus;
 mod call;
 pub(crate) mod context;
 pub(crate) mod events;
+pub(crate) mod limits;
 pub(crate) mod session;
 mod streams;
 
@@ -23,6 +25,7 @@ pub(crate) use call::{Call, Outcome};
 use context::CancelToken;
 use events::{EventStore, LiveStreams};
 use session::{LiveSessions, Owner, SessionRecord, SessionStore, StoreError};
+pub(crate) use streams::Opened;
 
 use crate::auth::Principal;
 use crate::core::message::Id;
@@ -49,6 +52,9 @@ pub(crate) struct Handlers {
 pub(crate) struct RuntimeConfig {
     /// SSE keep-alive comment interval.
     pub(crate) sse_keepalive: Duration,
+    /// How long a GET or `subscriptions/listen` stream stays open before the server ends it
+    /// cleanly and the client reconnects.
+    pub(crate) stream_lifetime: Duration,
 }
 
 /// Random bytes per session id: 192 bits, encoded as 32 base64url characters (visible ASCII).
@@ -66,6 +72,7 @@ pub(crate) struct Runtime {
     pub(crate) config: RuntimeConfig,
     pub(crate) shutdown: CancelToken,
     pub(crate) rng: Arc<dyn RandomSource>,
+    pub(crate) limits: Arc<limits::PrincipalLimits>,
 }
 
 impl std::fmt::Debug for Runtime {

@@ -8,8 +8,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::context::CancelToken;
 use super::events::{ResumeError, StreamHandle, RESUME_CHANNEL};
+use super::limits::Permit;
 use super::session::SessionRecord;
 use super::Runtime;
+use crate::auth::Principal;
 use crate::core::catalog::Change;
 use crate::core::message;
 use crate::core::version::Version;
@@ -18,6 +20,17 @@ use crate::sse;
 
 /// Frames a standalone or listen stream may hold for a slow client.
 const STREAM_CHANNEL: usize = 32;
+/// The `retry:` hint that ends a GET stream at its lifetime: the client reconnects after it.
+const RECONNECT_MS: u64 = 1000;
+
+/// An open stream: its frames, the principal's stream slot (held while the response lives),
+/// and the frame that ends it cleanly when its lifetime runs out.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) frames: mpsc::Receiver<Bytes>,
+    pub(crate) permit: Permit,
+    pub(crate) farewell: Option<Bytes>,
+}
 
 impl Runtime {
     /// GET: attaches a new connection to the session's standalone stream, creating the stream
@@ -25,7 +38,12 @@ impl Runtime {
     pub(crate) async fn standalone(
         self: &Arc<Self>,
         session: Arc<SessionRecord>,
-    ) -> Result<mpsc::Receiver<Bytes>, ProtocolError> {
+        principal: &Principal,
+    ) -> Result<Opened, ProtocolError> {
+        let permit = self
+            .limits
+            .stream(&super::owner(principal))
+            .map_err(ProtocolError::Limit)?;
         let live = self.live.get(&session.id);
         let (stream_id, created) = live.standalone(|| self.stream_id());
         let stream = if created {
@@ -51,7 +69,8 @@ impl Runtime {
         }
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
         stream.attach(tx);
-        if session.version >= Version::V2025_11_25 {
+        let resumable = session.version >= Version::V2025_11_25;
+        if resumable {
             stream.prime().await;
         }
         if created {
@@ -66,15 +85,24 @@ impl Runtime {
                 closed,
             ));
         }
-        Ok(rx)
+        Ok(Opened {
+            frames: rx,
+            permit,
+            farewell: resumable.then(|| sse::retry(RECONNECT_MS)),
+        })
     }
 
     /// GET with `Last-Event-ID`: replays what that stream sent after the event, then goes on live.
     pub(crate) async fn resume(
         &self,
         session: &SessionRecord,
+        principal: &Principal,
         last: EventId,
-    ) -> Result<mpsc::Receiver<Bytes>, ProtocolError> {
+    ) -> Result<Opened, ProtocolError> {
+        let permit = self
+            .limits
+            .stream(&super::owner(principal))
+            .map_err(ProtocolError::Limit)?;
         let (tx, rx) = mpsc::channel::<Bytes>(RESUME_CHANNEL);
         StreamHandle::resume(
             self.events.clone(),
@@ -88,18 +116,35 @@ impl Runtime {
             ResumeError::UnknownStream => ProtocolError::NoStreamToResume,
             ResumeError::Store(_) => ProtocolError::SessionStoreUnavailable,
         })?;
-        Ok(rx)
+        Ok(Opened {
+            frames: rx,
+            permit,
+            farewell: Some(sse::retry(RECONNECT_MS)),
+        })
     }
 
     /// 2026-07-28 `subscriptions/listen`: an SSE stream that opens with the acknowledgement and
     /// then carries only the requested change kinds, each tagged with the subscription id.
-    pub(crate) fn listen(self: &Arc<Self>, listen: Listen) -> mpsc::Receiver<Bytes> {
+    pub(crate) fn listen(
+        self: &Arc<Self>,
+        listen: Listen,
+        principal: &Principal,
+    ) -> Result<Opened, ProtocolError> {
+        let permit = self
+            .limits
+            .stream(&super::owner(principal))
+            .map_err(ProtocolError::Limit)?;
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
         let _ = tx.try_send(sse::event(None, &listen.ack));
         // Subscribed before the acknowledgement can reach the client: nothing after it is missed.
         let changes = self.notifier.bus().subscribe();
+        let farewell = sse::event(None, &listen_result(&listen.id));
         tokio::spawn(feed_listen_stream(self.clone(), listen, tx, changes));
-        rx
+        Ok(Opened {
+            frames: rx,
+            permit,
+            farewell: Some(farewell),
+        })
     }
 }
 
@@ -144,6 +189,14 @@ async fn feed_session_stream(
     stream.finish().await;
 }
 
+/// The result that ends a `subscriptions/listen` stream, naming the subscription.
+fn listen_result(id: &crate::core::message::Id) -> Vec<u8> {
+    message::result(
+        id,
+        &json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: id}}),
+    )
+}
+
 async fn feed_listen_stream(
     rt: Arc<Runtime>,
     listen: Listen,
@@ -172,11 +225,7 @@ async fn feed_listen_stream(
             () = tx.closed() => return,
             () = shutdown.cancelled() => {
                 // A graceful end: the final result names the subscription, then the stream closes.
-                let done = message::result(
-                    &listen.id,
-                    &json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: sub_id}}),
-                );
-                let _ = tx.send(sse::event(None, &done)).await;
+                let _ = tx.send(sse::event(None, &listen_result(&listen.id))).await;
                 return;
             }
         };

@@ -81,7 +81,7 @@ async fn run(config: settings::Config) -> ExitCode {
     if let Some(dev) = &launched.dev {
         print_dev_banner(dev, launched.server.resource_url(), port);
     }
-    match launched.server.serve(listener, shutdown_signal()).await {
+    let code = match launched.server.serve(listener, shutdown_signal()).await {
         Ok(()) => {
             log::write(Level::Info, format_args!("stopped"));
             ExitCode::SUCCESS
@@ -90,7 +90,10 @@ async fn run(config: settings::Config) -> ExitCode {
             log::write(Level::Error, format_args!("server error: {e}"));
             ExitCode::FAILURE
         }
-    }
+    };
+    // The writer thread does not outlive `main`: the last lines must be out before it returns.
+    log::flush();
+    code
 }
 
 fn print_dev_banner(dev: &dev::DevIssuer, resource: &str, port: u16) {
