@@ -267,8 +267,9 @@ const POLL_MIN: Duration = Duration::from_millis(2);
 const POLL_MAX: Duration = Duration::from_millis(200);
 
 fn drain(rx: Receiver<LogRecord>, dropped: &AtomicU64, progress: &(Mutex<u64>, Condvar)) {
-    let stderr = std::io::stderr();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
+    // Not `stderr.lock()` held for good: other writers (the binary's `eprintln!` of a
+    // configuration error) would block forever. The buffer takes the lock once per round.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
     let mut reported = 0u64;
     let mut line = String::with_capacity(256);
     let mut pause = POLL_MIN;

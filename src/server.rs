@@ -608,6 +608,7 @@ impl ServerBuilder {
             clock: self.clock,
             fallback: self.fallback,
             budget: ByteBudget::new(self.max_inflight_bytes),
+            rejections: Default::default(),
         });
         Ok(Server {
             shared,
@@ -681,6 +682,17 @@ impl Server {
             // Often enough that an idle session never outlives its timeout by more than half of it.
             let every =
                 (self.session_idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+            let summaries = weak.clone();
+            handle.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = summaries.upgrade() else {
+                        return;
+                    };
+                    shared.flush_rejections(Now::read(&*shared.clock));
+                }
+            });
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {

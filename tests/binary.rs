@@ -1156,7 +1156,10 @@ fn local_issuer_down_at_startup_then_up() {
         json!({"email":"carol@example.com","sub":"carol","hardware_verified":true})
     );
     assert!(jwks.hits.load(Ordering::SeqCst) >= 1);
-    assert!(p.stderr().contains("jwks fetched"), "{}", p.stderr());
+    // The log is written by its own thread, a moment after the fact.
+    p.wait_stderr("the fetch success line", Duration::from_secs(5), |s| {
+        s.contains("jwks fetched")
+    });
 
     // A token signed by another key is refused.
     let stranger = DevIssuer::from_secret(iss.issuer(), "local-1", [6u8; 32]).unwrap();

@@ -16,6 +16,7 @@ pub(crate) mod checks;
 pub(crate) mod error;
 mod read;
 mod respond;
+mod summary;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -98,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) fallback: Option<Fallback>,
     /// Request bytes in flight (bodies and their parsed form), all requests together.
     pub(crate) budget: Arc<ByteBudget>,
+    /// Repeated rejections, summarised rather than logged one by one.
+    pub(crate) rejections: summary::Rejections,
 }
 
 impl std::fmt::Debug for Shared {
@@ -202,6 +205,13 @@ fn anonymous() -> Principal {
 }
 
 impl Shared {
+    /// Writes the summaries of rejections held back before `now`'s second (called every second).
+    pub(crate) fn flush_rejections(&self, now: Now) {
+        self.rejections.flush(now.unix_secs(), &mut |l| {
+            log::emit(log::Level::Info, now.system_time(), l);
+        });
+    }
+
     /// Handles one request and writes its log line.
     async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Conn) -> Response<Body>
     where
@@ -230,12 +240,26 @@ impl Shared {
         start: Now,
         fields: &LogFields<'_>,
     ) {
+        let end = Now::read(&*self.clock);
+        let status = resp.status();
+        if status.as_u16() >= 400 {
+            let kind = summary::Kind {
+                status: status.as_u16(),
+                method: method.as_str(),
+                path: uri.path(),
+                rpc: fields.rpc,
+                detail: fields.detail.as_deref(),
+            };
+            let mut held = |l: String| log::emit(log::Level::Info, end.system_time(), l);
+            if self.rejections.admit(&kind, end.unix_secs(), &mut held) == summary::Verdict::Held {
+                return;
+            }
+        }
         let mut line = String::with_capacity(160);
         line.push_str("request");
         log::field(&mut line, "method", method.as_str());
         log::field(&mut line, "path", uri.path());
-        log::field(&mut line, "status", resp.status().as_str());
-        let end = Now::read(&*self.clock);
+        log::field(&mut line, "status", status.as_str());
         log::field(
             &mut line,
             "latency_us",

@@ -99,9 +99,20 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
             .session_idle_timeout(config.session_idle)
             .max_sessions(config.max_sessions)
             .max_sessions_per_principal(config.max_sessions_per_principal)
+            .max_inflight_bytes(config.max_inflight_bytes)
+            .max_batch(config.max_batch)
+            .max_calls_per_principal(config.max_calls_per_principal)
+            .max_streams_per_principal(config.max_streams_per_principal)
+            .max_streams(config.max_streams)
+            .stream_lifetime(config.stream_max)
+            .write_timeout(config.write_timeout)
+            .idle_timeout(config.idle_timeout)
             .page_size(config.page_size)
             .sse_keepalive(config.sse_keepalive)
             .shutdown_grace(config.shutdown_grace);
+    if let Some(n) = config.max_connections {
+        builder = builder.max_connections(n);
+    }
     if let Some(path) = &config.state_key_file {
         builder = builder.state_key(read_state_key(path)?);
     }

@@ -4,6 +4,7 @@ mod dev;
 mod dev_routes;
 mod guide;
 mod launch;
+mod nofile;
 mod settings;
 
 use std::process::ExitCode;
@@ -33,6 +34,21 @@ fn main() -> ExitCode {
         }
     };
     log::set_level(config.log);
+    // Before the server is built: its default connection cap is a fraction of this limit.
+    match nofile::raise() {
+        nofile::Outcome::Unchanged(n) => {
+            log::write(Level::Info, format_args!("open-file limit: {n}"));
+        }
+        nofile::Outcome::Raised { from, to } => log::write(
+            Level::Info,
+            format_args!("open-file limit: raised from {from} to {to} (the hard limit)"),
+        ),
+        nofile::Outcome::Kept { soft, hard, why } => log::write(
+            Level::Warn,
+            format_args!("open-file limit: kept at {soft} below the hard limit {hard}: {why}"),
+        ),
+        nofile::Outcome::Unknown => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
