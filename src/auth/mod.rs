@@ -11,6 +11,7 @@
 pub mod bearer;
 pub mod cache;
 pub mod challenge;
+pub mod es256;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;
