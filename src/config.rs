@@ -63,6 +63,24 @@ const SETTINGS: &[Setting] = &[
         help: "accept only typ at+jwt (RFC 9068)",
     },
     Setting {
+        env: "VOUCH_ALGORITHMS",
+        flag: "--algorithms",
+        default: "ES256",
+        help: "accepted token algorithms, comma-separated: ES256, RS256, PS256, EdDSA",
+    },
+    Setting {
+        env: "VOUCH_VERIFY_CACHE_ENTRIES",
+        flag: "--verify-cache-entries",
+        default: "65536",
+        help: "verified tokens remembered (0 turns the cache off)",
+    },
+    Setting {
+        env: "VOUCH_SIGNATURE_FAILURES_PER_MINUTE",
+        flag: "--signature-failures-per-minute",
+        default: "60",
+        help: "bad token signatures allowed per client address a minute before 429 (0: no limit)",
+    },
+    Setting {
         env: "VOUCH_JWKS_TIMEOUT_SECS",
         flag: "--jwks-timeout-secs",
         default: "5",
@@ -166,6 +184,12 @@ pub struct Config {
     pub leeway_secs: u64,
     /// Require typ at+jwt.
     pub require_at_jwt: bool,
+    /// Accepted signature algorithms.
+    pub algorithms: Vec<crate::auth::Algorithm>,
+    /// Size of the verification cache.
+    pub verify_cache_entries: usize,
+    /// Signature failures allowed per client address a minute (0: no limit).
+    pub signature_failures_per_minute: u32,
     /// JWKS timeout.
     pub jwks_timeout: Duration,
     /// Unknown-kid refetch cooldown.
@@ -394,6 +418,16 @@ pub fn parse(
         let a = list("VOUCH_AUDIENCE");
         (!a.is_empty()).then_some(a)
     };
+    let algorithms = match text("VOUCH_ALGORITHMS") {
+        None => vec![crate::auth::Algorithm::Es256],
+        Some(v) => crate::auth::Algorithm::parse_list(&v)
+            .map_err(|e| ConfigError(format!("VOUCH_ALGORITHMS={v:?}: {e}")))?,
+    };
+    let signature_failures_per_minute = u32::try_from(
+        num("VOUCH_SIGNATURE_FAILURES_PER_MINUTE")?
+            .unwrap_or(crate::auth::limiter::DEFAULT_PER_MINUTE as u64),
+    )
+    .map_err(|_| ConfigError("VOUCH_SIGNATURE_FAILURES_PER_MINUTE is out of range".into()))?;
     Ok(Command::Run(Box::new(Config {
         dev,
         issuer,
@@ -404,6 +438,11 @@ pub fn parse(
         required_scopes,
         leeway_secs: num("VOUCH_LEEWAY_SECS")?.unwrap_or(60),
         require_at_jwt: boolean("VOUCH_REQUIRE_AT_JWT")?,
+        algorithms,
+        verify_cache_entries: num("VOUCH_VERIFY_CACHE_ENTRIES")?
+            .unwrap_or(crate::auth::cache::DEFAULT_ENTRIES as u64)
+            as usize,
+        signature_failures_per_minute,
         jwks_timeout: Duration::from_secs(positive("VOUCH_JWKS_TIMEOUT_SECS", 5)?),
         jwks_refetch: secs("VOUCH_JWKS_REFETCH_SECS", 30)?,
         host,
@@ -485,6 +524,37 @@ mod tests {
     fn dev_refuses_public_bind() {
         assert!(run(&["--dev", "--host", "0.0.0.0"], &[]).is_err());
         assert_eq!(run(&["--dev"], &[]).unwrap().host, "127.0.0.1");
+    }
+
+    #[test]
+    fn auth_hardening_settings_parse_with_defaults() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.algorithms, [crate::auth::Algorithm::Es256]);
+        assert_eq!(c.verify_cache_entries, 65_536);
+        assert_eq!(c.signature_failures_per_minute, 60);
+        let c = run(
+            &[
+                "--algorithms",
+                "RS256,EdDSA",
+                "--verify-cache-entries",
+                "10",
+            ],
+            &[("VOUCH_SIGNATURE_FAILURES_PER_MINUTE", "0")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.algorithms,
+            [crate::auth::Algorithm::Rs256, crate::auth::Algorithm::EdDsa]
+        );
+        assert_eq!(
+            (c.verify_cache_entries, c.signature_failures_per_minute),
+            (10, 0)
+        );
+        let err = run(&[], &[("VOUCH_ALGORITHMS", "ES256,HS256")]).unwrap_err();
+        assert!(
+            err.0.contains("VOUCH_ALGORITHMS") && err.0.contains("HS256"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -94,10 +94,10 @@ impl DevIssuer {
 
     /// The key set a verifier would parse from [`DevIssuer::jwks`].
     pub fn key_set(&self) -> KeySet {
-        KeySet::from_keys(vec![Jwk {
-            kid: Some(self.kid.clone()),
-            key: *self.key.verifying_key(),
-        }])
+        KeySet::from_keys(vec![Jwk::es256(
+            Some(self.kid.clone()),
+            *self.key.verifying_key(),
+        )])
     }
 
     /// Signs `claims` with header `{"alg":"ES256","typ":"at+jwt","kid":...}`.

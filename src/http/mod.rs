@@ -265,7 +265,7 @@ impl App {
                 challenger,
             } => (authenticator, challenger),
         };
-        match authenticator.authenticate(headers, unix_now()).await {
+        match authenticator.authenticate(headers, None, unix_now()).await {
             Ok(p) => {
                 fields.sub = p.subject.clone();
                 Ok(p)
