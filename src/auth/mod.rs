@@ -242,3 +242,6 @@ impl Authenticator {
         Err(AuthError::InsufficientScope { required })
     }
 }
+
+#[cfg(test)]
+mod tests;
