@@ -69,6 +69,15 @@ impl PublicKey {
         )
     }
 
+    /// The raw public material, for comparing two keys (tests).
+    pub fn clone_material(&self) -> Vec<u8> {
+        match self {
+            Self::P256 { key, .. } => key.to_encoded_point(false).as_bytes().to_vec(),
+            Self::Rsa { n, e } => [n.as_slice(), b"|", e.as_slice()].concat(),
+            Self::Ed25519(x) => x.to_vec(),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::P256 { .. } => "EC P-256",
@@ -213,6 +222,8 @@ pub enum KeyRejection {
     BadRsaModulus,
     /// The RSA exponent is even, below 3 or above 2^33 - 1.
     BadRsaExponent,
+    /// The RSA modulus has the ROCA fingerprint (CVE-2017-15361): its factors can be computed.
+    RsaKeyVulnerable,
 }
 
 impl fmt::Display for KeyRejection {
@@ -234,6 +245,7 @@ impl fmt::Display for KeyRejection {
             Self::RsaKeyTooSmall => "RSA modulus under 2048 bits",
             Self::BadRsaModulus => "RSA modulus over 8192 bits or even",
             Self::BadRsaExponent => "RSA exponent even, below 3 or over 2^33-1",
+            Self::RsaKeyVulnerable => "RSA modulus has the ROCA fingerprint (CVE-2017-15361)",
         })
     }
 }
@@ -428,7 +440,30 @@ fn rsa_key(map: &Map<String, Value>) -> Result<PublicKey, KeyRejection> {
     if !e_value.is_some_and(|v| (3..(1 << 33)).contains(&v) && v & 1 == 1) {
         return Err(KeyRejection::BadRsaExponent);
     }
+    if has_roca_fingerprint(&n) {
+        return Err(KeyRejection::RsaKeyVulnerable);
+    }
     Ok(PublicKey::Rsa { n, e })
+}
+
+/// The ROCA test (Nemec et al., CCS 2017): moduli made by the flawed Infineon generator are, modulo
+/// each of these small primes, a power of 65537. A random modulus passes all 38 by chance with
+/// probability far below 2^-100.
+fn has_roca_fingerprint(n: &[u8]) -> bool {
+    const PRIMES: [u32; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
+        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    ];
+    PRIMES.iter().all(|&p| {
+        let residue = n.iter().fold(0u32, |acc, &b| (acc * 256 + b as u32) % p);
+        let generator = 65537 % p;
+        let mut power = 1;
+        (0..p).any(|_| {
+            let hit = power == residue;
+            power = power * generator % p;
+            hit
+        })
+    })
 }
 
 /// A base64url big-endian unsigned integer in its minimal form (RFC 7518 section 2, "Base64urlUInt").
