@@ -6,4 +6,5 @@ mod differential;
 mod es256_edges;
 mod jwt_rules;
 mod kit;
+mod no_panic;
 mod vectors;
