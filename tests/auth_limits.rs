@@ -106,7 +106,11 @@ async fn an_address_over_its_signature_failure_rate_gets_429_but_keeps_its_verif
         };
         assert!((1..=12).contains(&retry_after_secs), "{retry_after_secs}");
     }
-    assert_eq!(auth.full_verifications(), verified, "no verify runs once limited");
+    assert_eq!(
+        auth.full_verifications(),
+        verified,
+        "no verify runs once limited"
+    );
     // The same address, a token it already had: served.
     assert!(auth.authenticate(&bearer(&good), flood, NOW).await.is_ok());
     // A new valid token from that address needs a full verify: refused until the bucket refills.
@@ -137,7 +141,8 @@ async fn replaying_one_forged_token_counts_against_the_address_too() {
         ));
     }
     assert!(matches!(
-        auth.authenticate(&bearer(&token("carol")), peer(9), NOW).await,
+        auth.authenticate(&bearer(&token("carol")), peer(9), NOW)
+            .await,
         Err(AuthError::TooManySignatureFailures { .. })
     ));
     assert_eq!(auth.full_verifications(), 1);
@@ -152,7 +157,8 @@ async fn no_peer_or_a_zero_rate_means_no_per_client_limit() {
         let good = token("alice");
         for n in 0..20 {
             assert!(matches!(
-                auth.authenticate(&bearer(&forged(&good, n)), who, NOW).await,
+                auth.authenticate(&bearer(&forged(&good, n)), who, NOW)
+                    .await,
                 Err(AuthError::InvalidToken(JwtError::SignatureInvalid))
             ));
         }

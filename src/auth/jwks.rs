@@ -349,6 +349,26 @@ impl KeySet {
     pub fn keys(&self) -> &[Jwk] {
         &self.keys
     }
+
+    /// Verifies a detached JWS signature (the decoded third segment) over `signing_input`
+    /// (`header.payload`) with the key this set holds under `kid`, for `alg`: the key selection
+    /// and signature step of token verification alone, with nothing read from the payload.
+    pub fn verify_detached(
+        &self,
+        kid: Option<&str>,
+        alg: super::algorithm::Algorithm,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), super::jwt::JwtError> {
+        use super::jwt::JwtError;
+        let jwk = match self.find(kid) {
+            KeyLookup::Found(jwk) if jwk.allows(alg) => jwk,
+            KeyLookup::Found(_) => return Err(JwtError::KeyAlgorithmMismatch),
+            KeyLookup::UnknownKid => return Err(JwtError::UnknownKid),
+            KeyLookup::AmbiguousWithoutKid => return Err(JwtError::KidMissingWithSeveralKeys),
+        };
+        super::jwt::verify_signature(alg, &jwk.key, signing_input, signature)
+    }
 }
 
 /// Members that belong to one key type only; finding another type's is [`KeyRejection::MixedKeyMembers`].
