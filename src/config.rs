@@ -81,6 +81,13 @@ const SETTINGS: &[Setting] = &[
         help: "bad token signatures allowed per client address a minute before 429 (0: no limit)",
     },
     Setting {
+        env: "VOUCH_SIGNATURE_FAILURE_DELAY_MS",
+        flag: "--signature-failure-delay-ms",
+        default: "500",
+        help:
+            "hold back each bad-signature refusal (401 or 429) this long; slows forged-token floods",
+    },
+    Setting {
         env: "VOUCH_JWKS_TIMEOUT_SECS",
         flag: "--jwks-timeout-secs",
         default: "5",
@@ -190,6 +197,8 @@ pub struct Config {
     pub verify_cache_entries: usize,
     /// Signature failures allowed per client address a minute (0: no limit).
     pub signature_failures_per_minute: u32,
+    /// Delay before a bad-signature refusal.
+    pub signature_failure_delay: Duration,
     /// JWKS timeout.
     pub jwks_timeout: Duration,
     /// Unknown-kid refetch cooldown.
@@ -443,6 +452,9 @@ pub fn parse(
             .unwrap_or(crate::auth::cache::DEFAULT_ENTRIES as u64)
             as usize,
         signature_failures_per_minute,
+        signature_failure_delay: Duration::from_millis(
+            num("VOUCH_SIGNATURE_FAILURE_DELAY_MS")?.unwrap_or(500),
+        ),
         jwks_timeout: Duration::from_secs(positive("VOUCH_JWKS_TIMEOUT_SECS", 5)?),
         jwks_refetch: secs("VOUCH_JWKS_REFETCH_SECS", 30)?,
         host,
@@ -532,6 +544,7 @@ mod tests {
         assert_eq!(c.algorithms, [crate::auth::Algorithm::Es256]);
         assert_eq!(c.verify_cache_entries, 65_536);
         assert_eq!(c.signature_failures_per_minute, 60);
+        assert_eq!(c.signature_failure_delay, Duration::from_millis(500));
         let c = run(
             &[
                 "--algorithms",

@@ -96,7 +96,8 @@ pub fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
         config.required_scopes.clone(),
     )
     .with_verify_cache_entries(config.verify_cache_entries)
-    .with_signature_failure_limit(config.signature_failures_per_minute);
+    .with_signature_failure_limit(config.signature_failures_per_minute)
+    .with_signature_failure_delay(config.signature_failure_delay);
     let mut builder = ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url)
         .title("Vouch MCP example")
         .instructions("Tools that report and check the caller's Vouch identity.")

@@ -1,9 +1,11 @@
 //! Flood defences of the authenticator through its public API: failed verifications are cached
 //! for identical bytes, a client address over its signature-failure rate gets 429 with a retry
-//! time while its already-verified tokens keep working, and the cache size setting holds.
+//! time while its already-verified tokens keep working, bad-signature refusals are held back by
+//! the configured delay (zero in the other tests, to keep them fast), and the cache size holds.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,12 +22,16 @@ fn issuer() -> DevIssuer {
     DevIssuer::from_secret(ISSUER, "k1", [7; 32]).unwrap()
 }
 
-fn authenticator() -> Authenticator {
+fn authenticator_with_default_delay() -> Authenticator {
     Authenticator::new(
         Policy::new(ISSUER, AudiencePolicy::OneOf(vec![AUD.into()])),
         Arc::new(StaticKeys(Arc::new(issuer().key_set()))),
         vec![],
     )
+}
+
+fn authenticator() -> Authenticator {
+    authenticator_with_default_delay().with_signature_failure_delay(Duration::ZERO)
 }
 
 fn token(sub: &str) -> String {
@@ -200,4 +206,40 @@ async fn verifications_beyond_the_concurrency_limit_wait_their_turn_and_all_comp
         t.await.unwrap().unwrap();
     }
     assert_eq!(auth.full_verifications(), 32);
+}
+
+#[tokio::test]
+async fn bad_signature_refusals_are_held_back_by_the_delay_and_other_refusals_are_not() {
+    let auth = authenticator_with_default_delay()
+        .with_signature_failure_delay(Duration::from_millis(300))
+        .with_signature_failure_limit(2);
+    let good = token("alice");
+    for n in 0..3 {
+        let started = Instant::now();
+        let r = auth
+            .authenticate(&bearer(&forged(&good, n)), peer(5), NOW)
+            .await;
+        assert!(
+            matches!(
+                r,
+                Err(AuthError::InvalidToken(JwtError::SignatureInvalid))
+                    | Err(AuthError::TooManySignatureFailures { .. })
+            ),
+            "{r:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "refusal {n} was not delayed"
+        );
+    }
+    // Expired, malformed and good tokens are answered at once.
+    for (t, now) in [
+        (good.clone(), NOW + 10_000),
+        ("a.b.c".into(), NOW),
+        (good.clone(), NOW),
+    ] {
+        let started = Instant::now();
+        let _ = auth.verify_token(&t, now).await;
+        assert!(started.elapsed() < Duration::from_millis(200));
+    }
 }

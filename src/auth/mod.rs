@@ -29,7 +29,7 @@ pub mod strict_json;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use tokio::sync::Semaphore;
@@ -45,12 +45,20 @@ pub use refresh::RefreshPolicy;
 
 /// Failed verifications remembered at once (for [`cache::FAILURE_TTL_SECS`] each).
 const FAILED_ENTRIES: usize = 8_192;
+/// The default delay before a bad-signature refusal is sent (`VOUCH_SIGNATURE_FAILURE_DELAY_MS`).
+pub const DEFAULT_SIGNATURE_FAILURE_DELAY: Duration = Duration::from_millis(500);
 
 /// Verifies the bearer token of each request and checks the server-wide scopes.
 ///
 /// Defaults: a cache of [`cache::DEFAULT_ENTRIES`] verifications, at most as many full
-/// verifications at once as the machine has cores, and [`limiter::DEFAULT_PER_MINUTE`]
-/// signature failures a minute per client address.
+/// verifications at once as the machine has cores, [`limiter::DEFAULT_PER_MINUTE`] signature
+/// failures a minute per client address, and [`DEFAULT_SIGNATURE_FAILURE_DELAY`] before a
+/// bad-signature refusal (401 or 429) is sent.
+///
+/// Why the delay: a signature that does not verify is never a legitimate client's mistake (an
+/// expired or mis-addressed token fails other checks, with no delay), so holding the refusal
+/// back costs honest clients nothing, while a flood of forged tokens is slowed to one request per
+/// connection per delay, whatever the per-client limit can see.
 pub struct Authenticator {
     policy: Policy,
     keys: Arc<dyn KeyProvider>,
@@ -62,6 +70,7 @@ pub struct Authenticator {
     /// everything that needs no signature check never queue behind a flood of them.
     verify_slots: Semaphore,
     full_verifications: AtomicU64,
+    signature_failure_delay: Duration,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -90,7 +99,14 @@ impl Authenticator {
             limiter: limiter::FailureLimiter::new(limiter::DEFAULT_PER_MINUTE),
             verify_slots: Semaphore::new(default_verify_concurrency()),
             full_verifications: AtomicU64::new(0),
+            signature_failure_delay: DEFAULT_SIGNATURE_FAILURE_DELAY,
         }
+    }
+
+    /// Holds bad-signature refusals back this long (zero: answer at once).
+    pub fn with_signature_failure_delay(mut self, delay: Duration) -> Self {
+        self.signature_failure_delay = delay;
+        self
     }
 
     /// Keeps at most `entries` successful verifications (0 turns the cache off).
@@ -151,6 +167,25 @@ impl Authenticator {
     }
 
     async fn verify_from(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let result = self.verify_uncached_delay(token, peer, now).await;
+        if let Err(
+            AuthError::InvalidToken(JwtError::SignatureInvalid)
+            | AuthError::TooManySignatureFailures { .. },
+        ) = &result
+        {
+            if !self.signature_failure_delay.is_zero() {
+                tokio::time::sleep(self.signature_failure_delay).await;
+            }
+        }
+        result
+    }
+
+    async fn verify_uncached_delay(
         &self,
         token: &str,
         peer: Option<IpAddr>,
