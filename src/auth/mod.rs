@@ -63,6 +63,12 @@ pub struct Authenticator {
     policy: Policy,
     keys: Arc<dyn KeyProvider>,
     required_scopes: Vec<String>,
+    /// Boxed: it is large, and an authenticator is often held by value in an enum.
+    guard: Box<Guard>,
+}
+
+/// The caches and limits that keep repeated and forged tokens cheap.
+struct Guard {
     verified: cache::VerifiedCache,
     failed: cache::FailedCache,
     limiter: limiter::FailureLimiter,
@@ -94,36 +100,38 @@ impl Authenticator {
             policy,
             keys,
             required_scopes,
-            verified: cache::VerifiedCache::default(),
-            failed: cache::FailedCache::new(FAILED_ENTRIES),
-            limiter: limiter::FailureLimiter::new(limiter::DEFAULT_PER_MINUTE),
-            verify_slots: Semaphore::new(default_verify_concurrency()),
-            full_verifications: AtomicU64::new(0),
-            signature_failure_delay: DEFAULT_SIGNATURE_FAILURE_DELAY,
+            guard: Box::new(Guard {
+                verified: cache::VerifiedCache::default(),
+                failed: cache::FailedCache::new(FAILED_ENTRIES),
+                limiter: limiter::FailureLimiter::new(limiter::DEFAULT_PER_MINUTE),
+                verify_slots: Semaphore::new(default_verify_concurrency()),
+                full_verifications: AtomicU64::new(0),
+                signature_failure_delay: DEFAULT_SIGNATURE_FAILURE_DELAY,
+            }),
         }
     }
 
     /// Holds bad-signature refusals back this long (zero: answer at once).
     pub fn with_signature_failure_delay(mut self, delay: Duration) -> Self {
-        self.signature_failure_delay = delay;
+        self.guard.signature_failure_delay = delay;
         self
     }
 
     /// Keeps at most `entries` successful verifications (0 turns the cache off).
     pub fn with_verify_cache_entries(mut self, entries: usize) -> Self {
-        self.verified = cache::VerifiedCache::new(entries);
+        self.guard.verified = cache::VerifiedCache::new(entries);
         self
     }
 
     /// Allows each client address `per_minute` signature failures a minute (0: no limit).
     pub fn with_signature_failure_limit(mut self, per_minute: u32) -> Self {
-        self.limiter = limiter::FailureLimiter::new(per_minute);
+        self.guard.limiter = limiter::FailureLimiter::new(per_minute);
         self
     }
 
     /// Runs at most `n` full verifications at once (at least 1).
     pub fn with_verify_concurrency(mut self, n: usize) -> Self {
-        self.verify_slots = Semaphore::new(n.max(1));
+        self.guard.verify_slots = Semaphore::new(n.max(1));
         self
     }
 
@@ -139,7 +147,7 @@ impl Authenticator {
 
     /// How many signature verifications have run (cache hits and cached failures excluded).
     pub fn full_verifications(&self) -> u64 {
-        self.full_verifications.load(Ordering::Relaxed)
+        self.guard.full_verifications.load(Ordering::Relaxed)
     }
 
     /// Authenticates one request at `now` (Unix seconds). `peer` is the client address the
@@ -178,8 +186,8 @@ impl Authenticator {
             | AuthError::TooManySignatureFailures { .. },
         ) = &result
         {
-            if !self.signature_failure_delay.is_zero() {
-                tokio::time::sleep(self.signature_failure_delay).await;
+            if !self.guard.signature_failure_delay.is_zero() {
+                tokio::time::sleep(self.guard.signature_failure_delay).await;
             }
         }
         result
@@ -196,12 +204,12 @@ impl Authenticator {
         let current = self.keys.current();
         let key = cache::token_key(token);
         if let Ok(keys) = &current {
-            if let Some(p) = self.verified.get(&key, keys, now) {
+            if let Some(p) = self.guard.verified.get(&key, keys, now) {
                 return Ok(p);
             }
-            if let Some(e) = self.failed.get(&key, keys, now) {
+            if let Some(e) = self.guard.failed.get(&key, keys, now) {
                 if e == JwtError::SignatureInvalid {
-                    self.limiter.record_failure(peer, Instant::now());
+                    self.guard.limiter.record_failure(peer, Instant::now());
                 }
                 return Err(e.into());
             }
@@ -226,23 +234,27 @@ impl Authenticator {
             Ok(_) => keys,
         };
         let jwk = unverified.select_key(&keys)?;
-        self.limiter
+        self.guard
+            .limiter
             .check(peer, Instant::now())
             .map_err(|retry_after_secs| AuthError::TooManySignatureFailures { retry_after_secs })?;
         let verified = {
             let _slot = self
+                .guard
                 .verify_slots
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            self.full_verifications.fetch_add(1, Ordering::Relaxed);
+            self.guard
+                .full_verifications
+                .fetch_add(1, Ordering::Relaxed);
             unverified.verify_signature_with(jwk)
         };
         let outcome = verified.and_then(|()| unverified.claims_after_verify(&self.policy, now));
         match outcome {
             Ok(principal) => {
                 let principal = Arc::new(principal);
-                self.verified.insert(
+                self.guard.verified.insert(
                     key,
                     principal.clone(),
                     unverified.kid(),
@@ -253,9 +265,10 @@ impl Authenticator {
             }
             Err(e) => {
                 if e == JwtError::SignatureInvalid {
-                    self.limiter.record_failure(peer, Instant::now());
+                    self.guard.limiter.record_failure(peer, Instant::now());
                 }
-                self.failed
+                self.guard
+                    .failed
                     .insert(key, e.clone(), unverified.kid(), *jwk.fingerprint(), now);
                 Err(e.into())
             }
