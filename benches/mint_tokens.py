@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Mints ES256 access tokens and the matching JWKS for the auth load benchmarks.
 
-    python3 benches/mint_tokens.py OUT_DIR ISSUER AUDIENCE COUNT
+    python3 benches/mint_tokens.py OUT_DIR ISSUER AUDIENCE COUNT [KID]
 
-Writes OUT_DIR/jwks.json (one P-256 key, kid "bench-1"), OUT_DIR/tokens.txt (COUNT distinct
+Writes OUT_DIR/jwks.json (one P-256 key, kid KID, default "bench-1"), OUT_DIR/tokens.txt (COUNT distinct
 valid tokens, one a line, distinct `sub` and `jti`, valid for a day) and OUT_DIR/forged.txt
 (the first token with one signature bit flipped: the right kid, a bad signature).
 Needs the `cryptography` package (pip install cryptography). Test keys only: a fresh key each run.
@@ -24,15 +24,16 @@ def b64(data: bytes) -> str:
 
 def main() -> None:
     out, issuer, audience, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    kid = sys.argv[5] if len(sys.argv) > 5 else "bench-1"
     key = ec.generate_private_key(ec.SECP256R1())
     numbers = key.public_key().public_numbers()
     jwk = {
-        "kty": "EC", "crv": "P-256", "kid": "bench-1", "use": "sig", "alg": "ES256",
+        "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
         "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big")),
     }
     with open(f"{out}/jwks.json", "w") as f:
         json.dump({"keys": [jwk]}, f)
-    header = b64(json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": "bench-1"}).encode())
+    header = b64(json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": kid}).encode())
     now = int(time.time())
     tokens = []
     for i in range(count):

@@ -391,9 +391,8 @@ fn authenticator(cache: &JwksCache) -> Authenticator {
 }
 
 fn kids(set: &KeySet) -> Vec<String> {
-    set.keys()
-        .iter()
-        .map(|k| k.kid.clone().unwrap_or_default())
+    set.kids()
+        .map(|k| k.unwrap_or_default().to_owned())
         .collect()
 }
 

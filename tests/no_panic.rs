@@ -61,11 +61,13 @@ fn mutated_tokens_never_panic_the_verifier() {
         "https://i.test",
         AudiencePolicy::OneOf(vec!["https://r.test/mcp".into()]),
     );
+    // No refusal delay: the runtime below has no timers (and thousands of refusals would wait).
     let auth = Authenticator::new(
         policy,
         Arc::new(StaticKeys(Arc::new(issuer.key_set()))),
         vec![],
-    );
+    )
+    .with_signature_failure_delay(std::time::Duration::ZERO);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

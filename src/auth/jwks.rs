@@ -350,6 +350,11 @@ impl KeySet {
         &self.keys
     }
 
+    /// The `kid` of each usable key, in document order (`None` for a key without one).
+    pub fn kids(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        self.keys.iter().map(|k| k.kid.as_deref())
+    }
+
     /// Verifies a detached JWS signature (the decoded third segment) over `signing_input`
     /// (`header.payload`) with the key this set holds under `kid`, for `alg`: the key selection
     /// and signature step of token verification alone, with nothing read from the payload.

@@ -50,8 +50,8 @@ pub const DEFAULT_SIGNATURE_FAILURE_DELAY: Duration = Duration::from_millis(500)
 
 /// Verifies the bearer token of each request and checks the server-wide scopes.
 ///
-/// Defaults: a cache of [`cache::DEFAULT_ENTRIES`] verifications, at most as many full
-/// verifications at once as the machine has cores, [`limiter::DEFAULT_PER_MINUTE`] signature
+/// Defaults: a cache of [`cache::DEFAULT_ENTRIES`] verifications, at most
+/// [`default_verify_concurrency`] full verifications at once, [`limiter::DEFAULT_PER_MINUTE`] signature
 /// failures a minute per client address, and [`DEFAULT_SIGNATURE_FAILURE_DELAY`] before a
 /// bad-signature refusal (401 or 429) is sent.
 ///
@@ -88,9 +88,12 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// The default number of concurrent full verifications: the number of cores.
+/// The default number of concurrent full verifications: one less than the number of cores (at
+/// least one), so a core always remains for cache hits and everything that needs no signature
+/// check. A verify takes tens of microseconds, so one core already verifies far more tokens a
+/// second than the HTTP stack serves requests.
 pub fn default_verify_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Authenticator {
@@ -111,7 +114,10 @@ impl Authenticator {
         }
     }
 
-    /// Holds bad-signature refusals back this long (zero: answer at once).
+    /// Holds bad-signature refusals back this long (zero: answer at once). A non-zero delay
+    /// sleeps on the tokio timer, so the runtime must have timers enabled (`enable_all` or
+    /// `enable_time`, as `#[tokio::main]` and the server's runtime do); an embedder running the
+    /// authenticator on a runtime without them sets zero here.
     pub fn with_signature_failure_delay(mut self, delay: Duration) -> Self {
         self.guard.signature_failure_delay = delay;
         self
