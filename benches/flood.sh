@@ -8,7 +8,8 @@
 #
 #   BEFORE=/path/to/old/vouch-mcp bash benches/flood.sh
 #
-# AFTER defaults to this tree's release build; DURATION=10s, LEGIT_CONNECTIONS=8. Wrap it in
+# AFTER defaults to this tree's release build; DURATION=10s, LEGIT_CONNECTIONS=8; AFTER_ENV adds
+# settings to the after binary (e.g. AFTER_ENV=VOUCH_SIGNATURE_FAILURE_DELAY_MS=0). Wrap it in
 # `flock /work/.bench.lock` on a shared machine. Loopback only; bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +46,12 @@ flood() { # PORT DISTINCT LABEL (runs 2 s longer than the legitimate client, whi
 printf '%-8s %-34s %12s %12s %8s\n' binary case legit_rps flood_rps share
 for name in before after; do
   bin=$BEFORE
-  [ "$name" = after ] && bin=$AFTER
-  start_server "$name" "$bin"
+  extra=()
+  if [ "$name" = after ]; then
+    bin=$AFTER
+    read -r -a extra <<<"${AFTER_ENV:-}"
+  fi
+  start_server "$name" "$bin" "${extra[@]}"
   port_var="PORT_$name"
   port=${!port_var}
   wait_ready "$port" "$GOOD"
