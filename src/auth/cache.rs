@@ -2,7 +2,7 @@
 //!
 //! A success is reused only when (a) the token bytes are identical (keyed by their SHA-256, so
 //! no token is held in memory), (b) the current key set still holds, under the token's `kid`,
-//! a key with the very material that verified it (its [`Jwk::fingerprint`]): a refresh that
+//! a key with the very material that verified it (its [`super::jwks::Jwk::fingerprint`]): a refresh that
 //! returns the same keys keeps every hit, one that drops or changes a key invalidates exactly the
 //! tokens that key verified, and (c) the time window still holds at `now` (`exp` and `nbf` with
 //! the leeway are re-checked on every hit).
