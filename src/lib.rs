@@ -70,6 +70,14 @@
 
 pub mod auth;
 mod body;
+/// The binary's dev issuer, for the crate's own tests (which also name the crate `vouch_mcp`,
+/// as the file does).
+#[cfg(test)]
+#[path = "bin/vouch-mcp/dev.rs"]
+#[allow(dead_code, missing_docs, missing_debug_implementations)]
+mod dev;
+#[cfg(test)]
+extern crate self as vouch_mcp;
 mod core;
 pub mod defaults;
 mod http;

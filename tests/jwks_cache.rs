@@ -1,7 +1,9 @@
 //! The JWKS cache against a real loopback issuer whose behaviour each test switches at runtime:
 //! caching, TTL from max-age (clamped), single-flight, the unknown-kid rate limit, stale keys
-//! while the issuer is down, backoff, bad responses, bad keys, redirects, and the 503 before the
-//! first key set (end to end through the server).
+//! while the issuer is down, backoff, bad responses, bad keys, redirects, the 503 before the
+//! first key set (end to end through the server), waiting for the first fetch, recovery when the
+//! issuer comes up late or publishes a key right after a failed fetch, OIDC discovery, and the
+//! verification cache across refreshes.
 //!
 //! Every duration is short and real; every wait is a bounded poll.
 
@@ -18,11 +20,9 @@ use tokio::task::JoinHandle;
 
 use support::DevIssuer;
 use support::{now, other_key, test_issuer, ISSUER};
-use vouch_mcp::auth::fetch::{FetchError, HttpFetcher};
-use vouch_mcp::auth::jwks::{JwksParseError, KeySet};
-use vouch_mcp::auth::refresh::RefreshPolicy;
 use vouch_mcp::auth::{
-    AudiencePolicy, AuthError, Authenticator, JwksCache, JwtError, KeyProvider, Policy,
+    AudiencePolicy, AuthError, Authenticator, FetchError, HttpFetcher, JwksCache, JwksParseError,
+    JwtError, KeyProvider, KeySet, Policy, RefreshPolicy,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -69,6 +69,8 @@ struct State {
     moved_body: Mutex<String>,
     /// Wait this long after reading the request, before answering (widens race windows).
     delay: Mutex<Duration>,
+    /// Other paths and what they answer (the OIDC discovery document).
+    routes: Mutex<Vec<(String, Mode)>>,
     hits: Mutex<Vec<Hit>>,
 }
 
@@ -86,6 +88,7 @@ impl JwksServer {
             mode: Mutex::new(mode),
             moved_body: Mutex::new(jwks_doc(&[&other_key()])),
             delay: Mutex::new(Duration::ZERO),
+            routes: Mutex::new(Vec::new()),
             hits: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
@@ -109,6 +112,17 @@ impl JwksServer {
             body: jwks_doc(keys),
             cache_control: None,
         });
+    }
+
+    /// Serves `mode` at `path` (besides `/jwks`).
+    fn route(&self, path: &str, mode: Mode) {
+        let mut routes = self.state.routes.lock().unwrap();
+        routes.retain(|(p, _)| p != path);
+        routes.push((path.to_owned(), mode));
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     fn set_delay(&self, d: Duration) {
@@ -190,6 +204,14 @@ async fn serve_one(mut stream: TcpStream, state: Arc<State>) {
         }
     } else if path == JWKS_PATH {
         state.mode.lock().unwrap().clone()
+    } else if let Some((_, mode)) = state
+        .routes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| *p == path)
+    {
+        mode.clone()
     } else {
         Mode::Status(404)
     };
@@ -341,7 +363,8 @@ fn ghost(kid: &str, seed: u8) -> DevIssuer {
     DevIssuer::from_secret(ISSUER, kid, [seed; 32]).expect("valid scalar")
 }
 
-/// Long TTLs (no background refetch during a test), no unknown-kid cooldown, fast backoff.
+/// Long TTLs (no background refetch during a test), no unknown-kid cooldown or minimum
+/// interval between fetches, fast backoff.
 fn quiet_policy() -> RefreshPolicy {
     RefreshPolicy {
         default_ttl: Duration::from_secs(60),
@@ -350,6 +373,8 @@ fn quiet_policy() -> RefreshPolicy {
         unknown_kid_cooldown: Duration::ZERO,
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
+        startup_backoff_max: Duration::from_millis(100),
+        min_fetch_interval: Duration::ZERO,
     }
 }
 
@@ -366,9 +391,8 @@ fn authenticator(cache: &JwksCache) -> Authenticator {
 }
 
 fn kids(set: &KeySet) -> Vec<String> {
-    set.keys()
-        .iter()
-        .map(|k| k.kid.clone().unwrap_or_default())
+    set.kids()
+        .map(|k| k.unwrap_or_default().to_owned())
         .collect()
 }
 
@@ -445,16 +469,18 @@ async fn many_verifications_share_one_fetch() {
 async fn ttl_is_max_age_clamped_to_min_and_max() {
     let a = test_issuer();
     let policy = RefreshPolicy {
-        default_ttl: Duration::from_millis(200),
-        min_ttl: Duration::from_millis(100),
-        max_ttl: Duration::from_millis(300),
+        default_ttl: Duration::from_millis(500),
+        min_ttl: Duration::from_millis(250),
+        max_ttl: Duration::from_millis(750),
         ..quiet_policy()
     };
+    // Wide enough apart that a loaded machine's scheduling delay (+200 ms allowed) cannot
+    // make one case look like another.
     let expected = |cc: Option<&str>| -> u128 {
         match cc {
-            None => 200,
-            Some("max-age=0") | Some("no-store") => 100,
-            Some("public, max-age=86400") => 300,
+            None => 500,
+            Some("max-age=0") | Some("no-store") => 250,
+            Some("public, max-age=86400") => 750,
             other => panic!("unexpected cache-control {other:?}"),
         }
     };
@@ -466,11 +492,11 @@ async fn ttl_is_max_age_clamped_to_min_and_max() {
         (Some("public, max-age=86400"), 5),
         (Some("no-store"), 7),
     ] {
-        assert!(eventually(Duration::from_secs(2), || jwks.count() >= until - 1).await);
+        assert!(eventually(Duration::from_secs(5), || jwks.count() >= until - 1).await);
         jwks.set(keys_mode(&[&a], cc));
     }
     assert!(
-        eventually(Duration::from_secs(2), || jwks.count() >= 9).await,
+        eventually(Duration::from_secs(5), || jwks.count() >= 9).await,
         "scheduled refreshes stopped: {} fetches",
         jwks.count()
     );
@@ -483,7 +509,7 @@ async fn ttl_is_max_age_clamped_to_min_and_max() {
         let want = expected(*cache_control);
         let gap = ms(pair[1].at - pair[0].at);
         assert!(
-            gap + 10 >= want && gap <= want + 90,
+            gap + 10 >= want && gap <= want + 200,
             "after a fetch with Cache-Control {cache_control:?} the next came after {gap} ms, want ~{want} ms; all gaps: {:?}",
             hits.windows(2)
                 .map(|p| ms(p[1].at - p[0].at))
@@ -654,6 +680,7 @@ async fn stale_keys_are_served_while_the_issuer_is_down() {
         unknown_kid_cooldown: Duration::from_secs(60),
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
+        ..RefreshPolicy::default()
     };
     let fetcher = HttpFetcher::new(&jwks.url(), Duration::from_millis(500), 64 * 1024).unwrap();
     let cache = ready_cache(fetcher, policy).await;
@@ -705,8 +732,9 @@ async fn failed_fetches_retry_with_exponential_backoff() {
         min_ttl: Duration::from_millis(50),
         max_ttl: Duration::from_millis(50),
         unknown_kid_cooldown: Duration::from_secs(60),
-        backoff_initial: Duration::from_millis(40),
-        backoff_max: Duration::from_millis(160),
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+        ..RefreshPolicy::default()
     };
     let cache = ready_cache(fetcher(&jwks.url()), policy).await;
     let auth = authenticator(&cache);
@@ -720,20 +748,21 @@ async fn failed_fetches_retry_with_exponential_backoff() {
             .map(|h| h.at)
             .collect()
     };
-    assert!(eventually(Duration::from_secs(2), || failures(&jwks).len() >= 5).await);
+    assert!(eventually(Duration::from_secs(5), || failures(&jwks).len() >= 5).await);
     let f = failures(&jwks);
     let gaps: Vec<u128> = f.windows(2).map(|w| ms(w[1] - w[0])).collect();
-    for (gap, want) in gaps.iter().zip([40u128, 80, 160, 160]) {
+    // Each gap at least its step, and short of the next one even on a loaded machine.
+    for (gap, want) in gaps.iter().zip([100u128, 200, 400, 400]) {
         assert!(
-            *gap + 10 >= want && *gap <= want + 90,
-            "retry gaps {gaps:?}, want ~[40, 80, 160, 160]"
+            *gap + 10 >= want && *gap <= want + want / 2 + 60,
+            "retry gaps {gaps:?}, want ~[100, 200, 400, 400]"
         );
     }
     auth.verify_token(&ta, now())
         .await
         .expect("the last good set is still served");
 
-    // Recovery resets the backoff: after a success, the first retry is again ~40 ms.
+    // Recovery resets the backoff: after a success, the first retry is again ~100 ms.
     jwks.serve_keys(&[&a]);
     let recovered = || {
         jwks.hits()
@@ -743,11 +772,12 @@ async fn failed_fetches_retry_with_exponential_backoff() {
     assert!(eventually(Duration::from_secs(1), recovered).await);
     jwks.set(Mode::Status(500));
     let m = failures(&jwks).len();
-    assert!(eventually(Duration::from_secs(1), || failures(&jwks).len() >= m + 2).await);
+    assert!(eventually(Duration::from_secs(3), || failures(&jwks).len() >= m + 2).await);
     let f = failures(&jwks);
     let gap = ms(f[m + 1] - f[m]);
+    // Without the reset it would be the capped 400 ms.
     assert!(
-        (30..=130).contains(&gap),
+        (90..=300).contains(&gap),
         "backoff did not reset after a success: first retry after {gap} ms"
     );
 }
@@ -1102,4 +1132,372 @@ async fn no_key_set_yet_is_503_then_200_once_the_jwks_is_up() {
         r.json()["result"]["structuredContent"]["sub"],
         json!("alice")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Startup and recovery (default timings unless said otherwise).
+
+fn default_policy() -> RefreshPolicy {
+    RefreshPolicy::default()
+}
+
+/// Requests that arrive while the very first fetch is in flight wait for it (bounded by the JWKS
+/// timeout) and are served, instead of an immediate 503; they share that one fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_during_the_first_fetch_wait_for_it_instead_of_getting_503() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    jwks.set_delay(Duration::from_millis(400));
+    let cache = JwksCache::new(fetcher(&jwks.url()), default_policy());
+    cache.spawn_refresher();
+    let auth = Arc::new(authenticator(&cache));
+    let t = token(&a);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (auth, t) = (auth.clone(), t.clone());
+            tokio::spawn(async move { auth.verify_token(&t, now()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("served once the first fetch landed");
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert_eq!(cache.fetch_count(), 1, "one fetch for all of them");
+}
+
+/// The wait is bounded by the JWKS timeout: a first fetch slower than that gives the 503.
+#[tokio::test]
+async fn the_wait_for_the_first_fetch_is_bounded_by_the_jwks_timeout() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    jwks.set_delay(Duration::from_secs(3));
+    let f = HttpFetcher::new(&jwks.url(), Duration::from_millis(300), 64 * 1024).unwrap();
+    let cache = JwksCache::new(f, default_policy());
+    cache.spawn_refresher();
+    let auth = authenticator(&cache);
+    let started = Instant::now();
+    let r = auth.verify_token(&token(&a), now()).await;
+    assert!(
+        matches!(r, Err(AuthError::KeysUnavailable { retry_after_secs }) if retry_after_secs >= 1),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A first fetch that failed: 503 with Retry-After, at once (no wait without a fetch to wait for).
+#[tokio::test]
+async fn a_failed_first_fetch_gives_503_with_retry_after() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(Mode::Status(500)).await;
+    let cache = JwksCache::new(fetcher(&jwks.url()), default_policy());
+    cache.spawn_refresher();
+    assert!(eventually(Duration::from_secs(1), || cache.fetch_count() >= 1).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let auth = authenticator(&cache);
+    let r = auth.verify_token(&token(&a), now()).await;
+    assert_eq!(
+        r.unwrap_err(),
+        AuthError::KeysUnavailable {
+            retry_after_secs: 1
+        }
+    );
+}
+
+/// Polls like a client honouring `Retry-After` would (every 250 ms here); returns how long after
+/// `since` the token was first accepted.
+async fn accepted_after(
+    auth: &Authenticator,
+    token: &str,
+    since: Instant,
+    within: Duration,
+) -> Duration {
+    loop {
+        if auth.verify_token(token, now()).await.is_ok() {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < within, "still refused after {within:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The issuer comes up well after the server (long enough for the backoff to reach its cap):
+/// the first token is accepted within 2 s, because requests may trigger a fetch (at most one a
+/// second) while no key set has ever loaded, and the backoff is capped at 5 s until then.
+/// Default timings; the issuer is down for 9 s rather than 60 s (the backoff is capped after 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_that_comes_up_late_has_its_first_token_accepted_within_2_s() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    jwks.stop().await;
+    let cache = JwksCache::new(fetcher(&jwks.url()), default_policy());
+    cache.spawn_refresher();
+    let auth = authenticator(&cache);
+    let t = token(&a);
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(9) {
+        assert!(matches!(
+            auth.verify_token(&t, now()).await,
+            Err(AuthError::KeysUnavailable { .. })
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let attempts = cache.fetch_count();
+    // Backoff 1, 2, 4, 5 s plus at most one request-triggered fetch a second: never a hot loop.
+    assert!(attempts <= 11, "{attempts} fetches in 9 s");
+    jwks.restart().await;
+    let up = Instant::now();
+    let took = accepted_after(&auth, &t, up, Duration::from_secs(10)).await;
+    println!(
+        "issuer up after 9 s: first token accepted {} ms after it came up",
+        took.as_millis()
+    );
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+}
+
+/// After a failed unknown-kid fetch, a key the issuer has just published is accepted within 2 s:
+/// the failed fetch did not start the 30 s cooldown. Default timings.
+#[tokio::test]
+async fn a_key_published_right_after_a_failed_fetch_is_accepted_within_2_s() {
+    let (a, b) = (test_issuer(), other_key());
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let cache = ready_cache(fetcher(&jwks.url()), default_policy()).await;
+    let auth = authenticator(&cache);
+    let tb = token(&b);
+    // Fetches are at least a second apart; the server has been up for a while.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    jwks.set(Mode::Status(503));
+    let n = cache.fetch_count();
+    assert!(unknown_kid(auth.verify_token(&tb, now()).await));
+    assert_eq!(
+        cache.fetch_count(),
+        n + 1,
+        "the unknown kid tried a fetch, which failed"
+    );
+    jwks.serve_keys(&[&a, &b]);
+    let published = Instant::now();
+    let took = accepted_after(&auth, &tb, published, Duration::from_secs(5)).await;
+    println!(
+        "key published after a failed fetch: accepted after {} ms",
+        took.as_millis()
+    );
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+    // That fetch succeeded, so now the cooldown holds: another unknown kid fetches nothing.
+    let n = cache.fetch_count();
+    assert!(unknown_kid(
+        auth.verify_token(&token(&ghost("ghost", 31)), now()).await
+    ));
+    assert_eq!(cache.fetch_count(), n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OIDC discovery: `{issuer}/oauth/jwks` first, then `{issuer}/.well-known/openid-configuration`.
+
+const TENANT: &str = "/tenant";
+
+fn discovery_doc(issuer: &str, jwks_uri: &str) -> Mode {
+    Mode::Json {
+        body: json!({"issuer": issuer, "jwks_uri": jwks_uri, "response_types_supported": ["code"]})
+            .to_string(),
+        cache_control: None,
+    }
+}
+
+fn discovering_cache(issuer: &str) -> JwksCache {
+    let guide = fetcher(&format!("{issuer}/oauth/jwks"));
+    JwksCache::with_discovery(guide, issuer, quiet_policy()).unwrap()
+}
+
+fn discovery_hits(jwks: &JwksServer) -> usize {
+    jwks.hits()
+        .iter()
+        .filter(|h| h.path.ends_with("/.well-known/openid-configuration"))
+        .count()
+}
+
+#[tokio::test]
+async fn when_the_guides_location_is_404_the_jwks_uri_of_the_discovery_document_is_used() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let issuer = format!("{}{TENANT}", jwks.origin());
+    jwks.route(
+        &format!("{TENANT}/.well-known/openid-configuration"),
+        discovery_doc(&issuer, &jwks.url()),
+    );
+    let cache = discovering_cache(&issuer);
+    cache.spawn_refresher();
+    assert!(eventually(Duration::from_secs(2), || cache.current().is_ok()).await);
+    assert_eq!(kids(&cache.current().unwrap()), ["test-key-1"]);
+    assert_eq!(cache.jwks_url(), jwks.url());
+    let paths: Vec<String> = jwks.hits().iter().map(|h| h.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("{TENANT}/oauth/jwks"),
+            format!("{TENANT}/.well-known/openid-configuration"),
+            JWKS_PATH.to_owned()
+        ],
+        "the guide's location first, then discovery, then the discovered jwks_uri"
+    );
+    // Later fetches go straight to the discovered URL.
+    let stale = cache.current().unwrap();
+    assert!(cache.refresh_for_unknown_kid(&stale).await.is_some());
+    assert_eq!(jwks.hits().last().unwrap().path, JWKS_PATH);
+    assert_eq!(discovery_hits(&jwks), 1);
+}
+
+#[tokio::test]
+async fn when_the_guides_location_serves_a_jwks_discovery_is_never_read() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let issuer = format!("{}{TENANT}", jwks.origin());
+    jwks.route(&format!("{TENANT}/oauth/jwks"), keys_mode(&[&a], None));
+    jwks.route(
+        &format!("{TENANT}/.well-known/openid-configuration"),
+        discovery_doc(&issuer, &jwks.url()),
+    );
+    let cache = discovering_cache(&issuer);
+    cache.spawn_refresher();
+    assert!(eventually(Duration::from_secs(2), || cache.current().is_ok()).await);
+    assert_eq!(discovery_hits(&jwks), 0);
+    assert_eq!(cache.jwks_url(), format!("{issuer}/oauth/jwks"));
+}
+
+#[tokio::test]
+async fn a_discovery_document_naming_another_issuer_is_refused() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let issuer = format!("{}{TENANT}", jwks.origin());
+    for named in [
+        format!("{issuer}/"),
+        issuer.to_uppercase(),
+        "https://evil.example".into(),
+    ] {
+        jwks.route(
+            &format!("{TENANT}/.well-known/openid-configuration"),
+            discovery_doc(&named, &jwks.url()),
+        );
+        let cache = discovering_cache(&issuer);
+        let stale = Arc::new(KeySet::default());
+        assert!(cache.refresh_for_unknown_kid(&stale).await.is_none());
+        assert!(
+            cache.current().is_err(),
+            "issuer {named:?} must not be trusted"
+        );
+    }
+    assert!(
+        !jwks.hits().iter().any(|h| h.path == JWKS_PATH),
+        "the jwks_uri of a mismatched document is never fetched"
+    );
+}
+
+#[tokio::test]
+async fn a_discovered_jwks_uri_follows_the_fetch_rules_and_a_redirected_document_is_not_followed() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let issuer = format!("{}{TENANT}", jwks.origin());
+    let doc_path = format!("{TENANT}/.well-known/openid-configuration");
+    // Plain http to a host that is not loopback: refused like a configured URL would be.
+    jwks.route(
+        &doc_path,
+        discovery_doc(&issuer, "http://keys.example/jwks"),
+    );
+    let cache = discovering_cache(&issuer);
+    assert!(cache
+        .refresh_for_unknown_kid(&Arc::new(KeySet::default()))
+        .await
+        .is_none());
+    assert!(cache.current().is_err());
+    // A redirect of the discovery document is not followed.
+    jwks.route(
+        &doc_path,
+        Mode::Redirect {
+            status: 302,
+            to: format!("{}{MOVED_PATH}", jwks.origin()),
+        },
+    );
+    let cache = discovering_cache(&issuer);
+    assert!(cache
+        .refresh_for_unknown_kid(&Arc::new(KeySet::default()))
+        .await
+        .is_none());
+    assert!(!jwks.hits().iter().any(|h| h.path == MOVED_PATH));
+}
+
+#[tokio::test]
+async fn a_down_issuer_is_not_sent_to_discovery() {
+    let a = test_issuer();
+    let jwks = JwksServer::start(keys_mode(&[&a], None)).await;
+    let issuer = format!("{}{TENANT}", jwks.origin());
+    jwks.stop().await;
+    let cache = discovering_cache(&issuer);
+    assert!(cache
+        .refresh_for_unknown_kid(&Arc::new(KeySet::default()))
+        .await
+        .is_none());
+    jwks.restart().await;
+    assert_eq!(discovery_hits(&jwks), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verification cache across refreshes.
+
+#[tokio::test]
+async fn a_refresh_with_identical_keys_keeps_every_hit_and_one_that_drops_a_key_rejects_its_tokens_at_once(
+) {
+    let (a, b) = (test_issuer(), other_key());
+    let jwks = JwksServer::start(keys_mode(&[&a, &b], None)).await;
+    let cache = ready_cache(fetcher(&jwks.url()), quiet_policy()).await;
+    let auth = authenticator(&cache);
+    let (ta, tb) = (token(&a), token(&b));
+    auth.verify_token(&ta, now()).await.unwrap();
+    auth.verify_token(&tb, now()).await.unwrap();
+    assert_eq!(auth.full_verifications(), 2);
+
+    // A refresh (an unknown kid forces one) that returns the same keys: a new KeySet object,
+    // identical material, so both tokens are still hits.
+    let before = cache.current().unwrap();
+    assert!(unknown_kid(
+        auth.verify_token(&token(&ghost("ghost", 41)), now()).await
+    ));
+    let after = cache.current().unwrap();
+    assert!(!Arc::ptr_eq(&before, &after), "the set was refetched");
+    auth.verify_token(&ta, now()).await.unwrap();
+    auth.verify_token(&tb, now()).await.unwrap();
+    assert_eq!(
+        auth.full_verifications(),
+        2,
+        "no re-verification after an identical refresh"
+    );
+
+    // A refresh that drops A: A's token is refused at once, B's is still a hit.
+    jwks.serve_keys(&[&b]);
+    assert!(unknown_kid(
+        auth.verify_token(&token(&ghost("ghost", 42)), now()).await
+    ));
+    assert_eq!(kids(&cache.current().unwrap()), ["test-key-2"]);
+    assert!(unknown_kid(auth.verify_token(&ta, now()).await));
+    auth.verify_token(&tb, now()).await.unwrap();
+    assert_eq!(auth.full_verifications(), 2);
+
+    // A refresh that changes B's material under the same kid: B's token is verified again, and fails.
+    let b2 = DevIssuer::from_secret(ISSUER, "test-key-2", [99; 32]).unwrap();
+    jwks.serve_keys(&[&b2]);
+    assert!(unknown_kid(
+        auth.verify_token(&token(&ghost("ghost", 43)), now()).await
+    ));
+    assert_eq!(
+        auth.verify_token(&tb, now()).await.unwrap_err(),
+        AuthError::InvalidToken(JwtError::SignatureInvalid)
+    );
+    assert_eq!(auth.full_verifications(), 3);
+    auth.verify_token(&token(&b2), now()).await.unwrap();
 }

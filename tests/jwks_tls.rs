@@ -8,7 +8,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use vouch_mcp::auth::fetch::{FetchError, HttpFetcher};
+use vouch_mcp::auth::{FetchError, HttpFetcher};
 
 const JWKS: &str = r#"{"keys":[]}"#;
 

@@ -1,15 +1,17 @@
 //! Hostile input never panics the auth parsers: thousands of deterministic mutations of a valid
-//! token and a JWKS go through the same code the server runs on every request. (JSON-RPC bodies
-//! get the same treatment through the protocol core, in its unit tests.)
+//! token and a JWKS go through the same public entry points the server uses
+//! (`Authenticator::verify_token`, `KeySet::parse`, the strict JSON parser). Tokens of every
+//! algorithm are mutated in-crate (`src/auth/tests`); JSON-RPC bodies get the same treatment
+//! through the protocol core, in its unit tests.
 
 mod support;
 
-use std::panic::catch_unwind;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use support::DevIssuer;
-use vouch_mcp::auth::jwks::KeySet;
-use vouch_mcp::auth::jwt::{self, AudiencePolicy, Policy};
 use vouch_mcp::auth::strict_json;
+use vouch_mcp::auth::{AudiencePolicy, Authenticator, KeySet, Policy, StaticKeys};
 
 /// xorshift64*: deterministic, so a failure is reproducible from the iteration number.
 struct Rng(u64);
@@ -56,16 +58,31 @@ fn mutated_tokens_never_panic_the_verifier() {
         600,
     );
     let token = issuer.mint(&claims);
-    let keys = issuer.key_set();
     let policy = Policy::new(
         "https://i.test",
         AudiencePolicy::OneOf(vec!["https://r.test/mcp".into()]),
     );
+    // No refusal delay: the runtime below has no timers (and thousands of refusals would wait).
+    let auth = Authenticator::new(
+        policy,
+        Arc::new(StaticKeys(Arc::new(issuer.key_set()))),
+        vec![],
+    )
+    .with_signature_failure_delay(std::time::Duration::ZERO);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert!(rt
+        .block_on(auth.verify_token(&token, 1_750_000_100))
+        .is_ok());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for i in 0..3_000 {
         let bytes = mutate(&mut rng, token.as_bytes());
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let result = catch_unwind(|| jwt::verify(&text, &keys, &policy, 1_750_000_100));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(auth.verify_token(&text, 1_750_000_100))
+                .map(|_| ())
+        }));
         assert!(result.is_ok(), "iteration {i} panicked on {text:?}");
     }
 }

@@ -30,6 +30,12 @@ pub enum AuthError {
         /// Seconds until the next fetch attempt.
         retry_after_secs: u64,
     },
+    /// The client's address presented too many tokens with bad signatures lately; a token that
+    /// would need a full verification is refused unchecked: 429 with `Retry-After`.
+    TooManySignatureFailures {
+        /// Seconds until the address may try again.
+        retry_after_secs: u64,
+    },
 }
 
 impl fmt::Display for AuthError {
@@ -45,6 +51,10 @@ impl fmt::Display for AuthError {
             Self::KeysUnavailable { .. } => {
                 f.write_str("no signing key set fetched from the issuer yet")
             }
+            Self::TooManySignatureFailures { retry_after_secs } => write!(
+                f,
+                "signature-failure rate limit hit for this client; retry after {retry_after_secs} s"
+            ),
         }
     }
 }
@@ -62,9 +72,9 @@ impl From<JwtError> for AuthError {
 pub struct Rejection {
     /// HTTP status.
     pub status: StatusCode,
-    /// `WWW-Authenticate`, absent only on 503.
+    /// `WWW-Authenticate`, absent only on 503 and 429.
     pub www_authenticate: Option<HeaderValue>,
-    /// `Retry-After` seconds, on 503 only.
+    /// `Retry-After` seconds, on 503 and 429 only.
     pub retry_after_secs: Option<u64>,
     /// JSON body `{"error":..., "error_description":...}`.
     pub body: Bytes,
@@ -130,6 +140,15 @@ impl Challenger {
                     body: json_body(
                         "temporarily_unavailable",
                         Some("the issuer's signing keys have not been fetched yet; retry shortly"),
+                    ),
+                },
+                AuthError::TooManySignatureFailures { retry_after_secs } => return Rejection {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    www_authenticate: None,
+                    retry_after_secs: Some((*retry_after_secs).max(1)),
+                    body: json_body(
+                        "too_many_requests",
+                        Some("too many tokens with invalid signatures from this client; new tokens are not checked until Retry-After has passed"),
                     ),
                 },
             };
@@ -245,6 +264,32 @@ mod tests {
             &r.body[..],
             br#"{"error":"invalid_token","error_description":"token expired"}"#
         );
+    }
+
+    #[test]
+    fn keys_unavailable_is_503_with_retry_after_and_no_challenge() {
+        let r = Challenger::new(PRM, &[]).reject(&AuthError::KeysUnavailable {
+            retry_after_secs: 0,
+        });
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.retry_after_secs, Some(1));
+        assert!(r.www_authenticate.is_none());
+    }
+
+    #[test]
+    fn signature_failure_limit_is_429_with_retry_after_and_a_clear_message() {
+        let r = Challenger::new(PRM, &[]).reject(&AuthError::TooManySignatureFailures {
+            retry_after_secs: 7,
+        });
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.retry_after_secs, Some(7));
+        assert!(r.www_authenticate.is_none());
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], "too_many_requests");
+        assert!(body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid signatures"));
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub struct HttpFetcher {
     uri: Uri,
     host: String,
     port: u16,
-    tls: Option<TlsConnector>,
+    /// The TLS client, kept even for a plain-http URL so [`HttpFetcher::with_url`] can reuse it.
+    tls: TlsConnector,
+    use_tls: bool,
     timeout: Duration,
     max_bytes: usize,
 }
@@ -105,11 +107,25 @@ impl HttpFetcher {
         max_bytes: usize,
         roots: rustls::RootCertStore,
     ) -> Result<Self, FetchError> {
+        Self::build(url, timeout, max_bytes, tls_connector(roots))
+    }
+
+    /// Another URL under the same rules, trust roots, timeout and size cap (a discovered `jwks_uri`).
+    pub fn with_url(&self, url: &str) -> Result<Self, FetchError> {
+        Self::build(url, self.timeout, self.max_bytes, self.tls.clone())
+    }
+
+    fn build(
+        url: &str,
+        timeout: Duration,
+        max_bytes: usize,
+        tls: TlsConnector,
+    ) -> Result<Self, FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::BadUrl)?;
         let host = uri.host().ok_or(FetchError::BadUrl)?.to_owned();
-        let (tls, default_port) = match uri.scheme_str() {
-            Some("https") => (Some(tls_connector(roots)), 443),
-            Some("http") if is_loopback_host(&host) => (None, 80),
+        let (use_tls, default_port) = match uri.scheme_str() {
+            Some("https") => (true, 443),
+            Some("http") if is_loopback_host(&host) => (false, 80),
             Some("http") => return Err(FetchError::InsecureScheme),
             _ => return Err(FetchError::BadUrl),
         };
@@ -119,9 +135,15 @@ impl HttpFetcher {
             host,
             port,
             tls,
+            use_tls,
             timeout,
             max_bytes,
         })
+    }
+
+    /// The timeout for the connect and for the exchange.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The URL being fetched.
@@ -138,14 +160,13 @@ impl HttpFetcher {
             .map_err(FetchError::Connect)?;
         let _ = tcp.set_nodelay(true);
         let exchange = async {
-            match &self.tls {
-                Some(tls) => {
-                    let name = rustls::pki_types::ServerName::try_from(bare_host.to_owned())
-                        .map_err(|_| FetchError::BadUrl)?;
-                    let stream = tls.connect(name, tcp).await.map_err(FetchError::Tls)?;
-                    self.exchange(TokioIo::new(stream)).await
-                }
-                None => self.exchange(TokioIo::new(tcp)).await,
+            if self.use_tls {
+                let name = rustls::pki_types::ServerName::try_from(bare_host.to_owned())
+                    .map_err(|_| FetchError::BadUrl)?;
+                let stream = self.tls.connect(name, tcp).await.map_err(FetchError::Tls)?;
+                self.exchange(TokioIo::new(stream)).await
+            } else {
+                self.exchange(TokioIo::new(tcp)).await
             }
         };
         tokio::time::timeout(self.timeout, exchange)

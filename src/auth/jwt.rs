@@ -1,18 +1,20 @@
-//! ES256 JWT verification: split, decode, check the header, verify the signature, then the claims; pure, no I/O.
+//! JWT verification: split, decode, check the header, verify the signature, then the claims; pure, no I/O.
 //!
 //! The order is the one RFC 8725 asks for: nothing in the payload is read before the
-//! signature over the exact received bytes has verified, and the algorithm comes from the
-//! policy (always ES256), never from the token.
+//! signature over the exact received bytes has verified. The token's `alg` is only looked up in
+//! the policy's allow-list, and the key the `kid` names must be of that algorithm's type.
 
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use p256::ecdsa::signature::Verifier as _;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::Signature;
+use ring::signature as ring_sig;
 use serde_json::{Map, Value};
 
-use super::jwks::{KeyLookup, KeySet};
+use super::algorithm::Algorithm;
+use super::es256;
+use super::jwks::{Jwk, KeyLookup, KeySet, PublicKey};
 use super::strict_json::{self, StrictJsonError};
 
 /// Default allowed clock skew, in seconds (RFC 7519 section 4.1.4: "usually no more than a few minutes").
@@ -51,6 +53,8 @@ pub struct Policy {
     pub max_token_bytes: usize,
     /// Accepted `typ` values. Defaults to [`TypPolicy::Lenient`].
     pub typ: TypPolicy,
+    /// Accepted signature algorithms; a token's `alg` must be one of them. Defaults to ES256.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Policy {
@@ -62,6 +66,7 @@ impl Policy {
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             typ: TypPolicy::Lenient,
+            algorithms: vec![Algorithm::Es256],
         }
     }
 }
@@ -133,8 +138,11 @@ pub enum JwtError {
     DuplicateMember(Segment),
     /// No `alg`, or a non-string one.
     AlgMissing,
-    /// `alg` is not exactly `ES256`.
+    /// `alg` is not one of the policy's algorithms (`none`, `HS256` and unknown names never are).
     AlgNotAllowed,
+    /// The key the `kid` names is of another type than `alg` (an RS256 header on an EC key),
+    /// or its JWK pins another algorithm.
+    KeyAlgorithmMismatch,
     /// A `crit` header: we understand no extensions, so any is fatal (RFC 7515 section 4.1.11).
     CritHeader,
     /// `cty: JWT`, a nested token.
@@ -143,7 +151,8 @@ pub enum JwtError {
     TypNotAccepted,
     /// `kid` is present but not a string.
     KidNotString,
-    /// The signature is not 64 bytes of R||S (DER is 70-72).
+    /// The signature has the wrong length: not 64 bytes of R||S for ES256 (DER is 70-72) or
+    /// EdDSA, not the modulus length for RS256/PS256.
     SignatureLength {
         /// Decoded length in bytes.
         len: usize,
@@ -194,7 +203,9 @@ impl JwtError {
             Self::SignatureLength { .. } | Self::SignatureScalarRange | Self::SignatureInvalid => {
                 "signature invalid"
             }
-            Self::UnknownKid | Self::KidMissingWithSeveralKeys => "unknown signing key",
+            Self::UnknownKid | Self::KidMissingWithSeveralKeys | Self::KeyAlgorithmMismatch => {
+                "unknown signing key"
+            }
             Self::WrongIssuer => "wrong issuer",
             Self::Expired => "token expired",
             Self::NotYetValid | Self::IssuedInFuture => "token not yet valid",
@@ -212,12 +223,17 @@ impl fmt::Display for JwtError {
             Self::NotJsonObject(s) => write!(f, "{s} is not a UTF-8 JSON object"),
             Self::DuplicateMember(s) => write!(f, "{s} has a duplicate member name"),
             Self::AlgMissing => f.write_str("alg missing or not a string"),
-            Self::AlgNotAllowed => f.write_str("alg is not ES256"),
+            Self::AlgNotAllowed => f.write_str("alg is not one of the configured algorithms"),
+            Self::KeyAlgorithmMismatch => {
+                f.write_str("the kid names a key of another type than alg")
+            }
             Self::CritHeader => f.write_str("crit header present"),
             Self::NestedJwt => f.write_str("cty JWT (nested token)"),
             Self::TypNotAccepted => f.write_str("typ not accepted by policy"),
             Self::KidNotString => f.write_str("kid is not a string"),
-            Self::SignatureLength { len } => write!(f, "signature is {len} bytes, not 64 (R||S)"),
+            Self::SignatureLength { len } => {
+                write!(f, "signature is {len} bytes, the wrong length for alg")
+            }
             Self::SignatureScalarRange => f.write_str("signature r or s outside [1, n-1]"),
             Self::UnknownKid => f.write_str("kid not in the key set"),
             Self::KidMissingWithSeveralKeys => {
@@ -245,7 +261,8 @@ pub struct UnverifiedToken<'t> {
     signing_input: &'t [u8],
     payload_b64: &'t str,
     kid: Option<String>,
-    signature: Signature,
+    alg: Algorithm,
+    signature: Vec<u8>,
 }
 
 impl<'t> UnverifiedToken<'t> {
@@ -254,28 +271,50 @@ impl<'t> UnverifiedToken<'t> {
         self.kid.as_deref()
     }
 
+    /// The header's `alg`, already known to be one of the policy's.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key of `keys` this token must verify under: the one its `kid` names, of its `alg`'s type.
+    pub fn select_key<'k>(&self, keys: &'k KeySet) -> Result<&'k Jwk, JwtError> {
+        match keys.find(self.kid()) {
+            KeyLookup::Found(key) if key.allows(self.alg) => Ok(key),
+            KeyLookup::Found(_) => Err(JwtError::KeyAlgorithmMismatch),
+            KeyLookup::UnknownKid => Err(JwtError::UnknownKid),
+            KeyLookup::AmbiguousWithoutKid => Err(JwtError::KidMissingWithSeveralKeys),
+        }
+    }
+
     /// Picks the key from `keys`, verifies the signature, then checks the claims at `now` (Unix seconds).
     pub fn verify(&self, keys: &KeySet, policy: &Policy, now: u64) -> Result<Principal, JwtError> {
-        let key = match keys.find(self.kid()) {
-            KeyLookup::Found(key) => key,
-            KeyLookup::UnknownKid => return Err(JwtError::UnknownKid),
-            KeyLookup::AmbiguousWithoutKid => return Err(JwtError::KidMissingWithSeveralKeys),
-        };
-        self.verify_with_key(key, policy, now)
+        self.verify_with_key(self.select_key(keys)?, policy, now)
+    }
+
+    /// Verifies the signature against one given key (which must allow the token's `alg`).
+    pub fn verify_signature_with(&self, key: &Jwk) -> Result<(), JwtError> {
+        if !key.allows(self.alg) {
+            return Err(JwtError::KeyAlgorithmMismatch);
+        }
+        verify_signature(self.alg, key.key(), self.signing_input, &self.signature)
+    }
+
+    /// The claims, once the signature has verified: checked at `now` against `policy`.
+    pub fn claims_after_verify(&self, policy: &Policy, now: u64) -> Result<Principal, JwtError> {
+        let payload = decode_segment(self.payload_b64, Segment::Payload)?;
+        let claims = json_object(&payload, Segment::Payload)?;
+        check_claims(claims, policy, now)
     }
 
     /// Verifies against one given key, then checks the claims.
     pub fn verify_with_key(
         &self,
-        key: &VerifyingKey,
+        key: &Jwk,
         policy: &Policy,
         now: u64,
     ) -> Result<Principal, JwtError> {
-        key.verify(self.signing_input, &self.signature)
-            .map_err(|_| JwtError::SignatureInvalid)?;
-        let payload = decode_segment(self.payload_b64, Segment::Payload)?;
-        let claims = json_object(&payload, Segment::Payload)?;
-        check_claims(claims, policy, now)
+        self.verify_signature_with(key)?;
+        self.claims_after_verify(policy, now)
     }
 }
 
@@ -297,14 +336,25 @@ pub fn parse<'t>(token: &'t str, policy: &Policy) -> Result<UnverifiedToken<'t>,
     }
     let sig = decode_segment(sig_b64, Segment::Signature)?;
     let header = json_object(&header_bytes, Segment::Header)?;
-    let kid = check_header(&header, policy)?;
-    let signature = decode_signature(&sig)?;
+    let (alg, kid) = check_header(&header, policy)?;
+    // The shape checks that need no key happen now, so a malformed signature is refused the
+    // same way whatever the key set holds. An RSA signature's length needs the key.
+    match alg {
+        Algorithm::Es256 => {
+            decode_signature(&sig)?;
+        }
+        Algorithm::EdDsa if sig.len() != 64 => {
+            return Err(JwtError::SignatureLength { len: sig.len() })
+        }
+        _ => {}
+    }
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     Ok(UnverifiedToken {
         signing_input: &token.as_bytes()[..signing_input_len],
         payload_b64,
         kid,
-        signature,
+        alg,
+        signature: sig,
     })
 }
 
@@ -316,16 +366,50 @@ pub fn decode_signature(sig: &[u8]) -> Result<Signature, JwtError> {
     Signature::from_slice(sig).map_err(|_| JwtError::SignatureScalarRange)
 }
 
-/// The signature step alone: `sig` (raw R||S bytes) over `signing_input` with `key`.
-/// This is the exact path tokens take, exposed for test vectors.
+/// The signature step alone: `sig` (the decoded JWS signature) over `signing_input` with `key`
+/// under `alg`. This is the exact path tokens take, exposed for test vectors.
 pub fn verify_signature(
-    key: &VerifyingKey,
+    alg: Algorithm,
+    key: &PublicKey,
     signing_input: &[u8],
     sig: &[u8],
 ) -> Result<(), JwtError> {
-    let signature = decode_signature(sig)?;
-    key.verify(signing_input, &signature)
-        .map_err(|_| JwtError::SignatureInvalid)
+    let ok = match (alg, key) {
+        (Algorithm::Es256, PublicKey::P256 { table, .. }) => {
+            let signature = decode_signature(sig)?;
+            let (r, s) = signature.split_scalars();
+            let digest = ring::digest::digest(&ring::digest::SHA256, signing_input);
+            let z: [u8; 32] = digest.as_ref().try_into().expect("sha256 is 32 bytes");
+            es256::verify_prehash(table, &z.into(), &r, &s)
+        }
+        (Algorithm::Rs256 | Algorithm::Ps256, PublicKey::Rsa { n, e }) => {
+            if sig.len() != n.len() {
+                return Err(JwtError::SignatureLength { len: sig.len() });
+            }
+            let params = if alg == Algorithm::Rs256 {
+                &ring_sig::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &ring_sig::RSA_PSS_2048_8192_SHA256
+            };
+            ring_sig::RsaPublicKeyComponents { n, e }
+                .verify(params, signing_input, sig)
+                .is_ok()
+        }
+        (Algorithm::EdDsa, PublicKey::Ed25519(x)) => {
+            if sig.len() != 64 {
+                return Err(JwtError::SignatureLength { len: sig.len() });
+            }
+            ring_sig::UnparsedPublicKey::new(&ring_sig::ED25519, x)
+                .verify(signing_input, sig)
+                .is_ok()
+        }
+        _ => return Err(JwtError::KeyAlgorithmMismatch),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(JwtError::SignatureInvalid)
+    }
 }
 
 /// Verifies `token` against `keys` under `policy` at `now` (Unix seconds): the whole check in one call.
@@ -338,12 +422,19 @@ pub fn verify(
     parse(token, policy)?.verify(keys, policy, now)
 }
 
-fn check_header(header: &Map<String, Value>, policy: &Policy) -> Result<Option<String>, JwtError> {
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "ES256" => {}
-        Some(Value::String(_)) => return Err(JwtError::AlgNotAllowed),
+fn check_header(
+    header: &Map<String, Value>,
+    policy: &Policy,
+) -> Result<(Algorithm, Option<String>), JwtError> {
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => policy
+            .algorithms
+            .iter()
+            .copied()
+            .find(|a| a.name() == name)
+            .ok_or(JwtError::AlgNotAllowed)?,
         _ => return Err(JwtError::AlgMissing),
-    }
+    };
     if header.contains_key("crit") {
         return Err(JwtError::CritHeader);
     }
@@ -366,8 +457,8 @@ fn check_header(header: &Map<String, Value>, policy: &Policy) -> Result<Option<S
     }
     // jwk, jku, x5u and x5c are deliberately never read: keys come only from the configured JWKS.
     match header.get("kid") {
-        None => Ok(None),
-        Some(Value::String(kid)) => Ok(Some(kid.clone())),
+        None => Ok((alg, None)),
+        Some(Value::String(kid)) => Ok((alg, Some(kid.clone()))),
         Some(_) => Err(JwtError::KidNotString),
     }
 }

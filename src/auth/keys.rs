@@ -5,7 +5,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::fetch::{FetchError, HttpFetcher};
+use tokio::sync::{watch, Notify};
+
+use super::discovery::{self, DiscoveryError};
+use super::fetch::{FetchError, Fetched, HttpFetcher};
 use super::jwks::{JwksParseError, KeySet};
 use super::refresh::RefreshPolicy;
 use crate::log;
@@ -25,6 +28,13 @@ pub trait KeyProvider: Send + Sync + 'static {
         &'a self,
         stale: &'a Arc<KeySet>,
     ) -> BoxFuture<'a, Option<Arc<KeySet>>>;
+
+    /// Called when [`KeyProvider::current`] has no set: waits (briefly, bounded by the
+    /// provider's own timeout) for a fetch in flight or one it may start, then answers like
+    /// `current`. The default waits for nothing.
+    fn wait_for_first_set(&self) -> BoxFuture<'_, Result<Arc<KeySet>, u64>> {
+        Box::pin(async { self.current() })
+    }
 }
 
 /// A fixed key set (embedding with pinned keys, tests).
@@ -45,11 +55,19 @@ impl KeyProvider for StaticKeys {
 
 /// Why one fetch produced no key set.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum JwksError {
     /// The HTTP exchange failed.
     Fetch(FetchError),
     /// The body is not a usable JWKS.
     Parse(JwksParseError),
+    /// `{issuer}/oauth/jwks` failed and so did discovery through the issuer's metadata.
+    Discovery {
+        /// Why the guide's location did not serve a JWKS.
+        guide: Box<JwksError>,
+        /// Why discovery found none.
+        discovery: DiscoveryError,
+    },
 }
 
 impl std::fmt::Display for JwksError {
@@ -57,6 +75,9 @@ impl std::fmt::Display for JwksError {
         match self {
             Self::Fetch(e) => write!(f, "jwks fetch failed: {e}"),
             Self::Parse(e) => write!(f, "jwks rejected: {e}"),
+            Self::Discovery { guide, discovery } => {
+                write!(f, "{guide}; and OIDC discovery failed: {discovery}")
+            }
         }
     }
 }
@@ -67,8 +88,11 @@ impl std::error::Error for JwksError {}
 ///
 /// * A background task fetches at start, then again when the TTL runs out; failures retry
 ///   with backoff while the last good set keeps being served.
-/// * Until the first success, [`KeyProvider::current`] says how long to wait (503 upstream).
-/// * An unknown `kid` triggers at most one fetch per cooldown; concurrent callers share it.
+/// * Until the first success, requests wait for a fetch in flight (at most the fetch timeout),
+///   may ask for one (at most one a second, run by the background task), and otherwise get the
+///   time to wait (503 upstream). The backoff is capped at 5 s until then.
+/// * An unknown `kid` triggers at most one fetch per cooldown, counted from the last such fetch
+///   that succeeded; concurrent callers share it.
 #[derive(Debug, Clone)]
 pub struct JwksCache {
     inner: Arc<Inner>,
@@ -76,7 +100,7 @@ pub struct JwksCache {
 
 #[derive(Debug)]
 struct Inner {
-    fetcher: HttpFetcher,
+    source: Source,
     policy: RefreshPolicy,
     /// Read on every request; written only after a fetch, so readers almost never wait.
     keys: RwLock<Option<Arc<KeySet>>>,
@@ -84,28 +108,90 @@ struct Inner {
     /// Held for the duration of a fetch: every fetch, scheduled or kid-driven, is single-flight.
     fetch_lock: tokio::sync::Mutex<()>,
     fetch_count: std::sync::atomic::AtomicU64,
+    /// Wakes the background task for a fetch a request asked for.
+    wake: Arc<Notify>,
+    /// Counts finished fetch attempts, so waiting requests see one end.
+    attempts: watch::Sender<u64>,
+}
+
+/// Where the JWKS comes from.
+#[derive(Debug)]
+struct Source {
+    /// The configured URL, or `{issuer}/oauth/jwks`.
+    primary: HttpFetcher,
+    /// With no configured URL: the issuer for OIDC discovery, its document's fetcher, and the
+    /// `jwks_uri` found there once one served a JWKS.
+    discovery: Option<Discovery>,
+}
+
+#[derive(Debug)]
+struct Discovery {
+    issuer: String,
+    document: HttpFetcher,
+    found: Mutex<Option<HttpFetcher>>,
 }
 
 #[derive(Debug, Default)]
 struct FetchState {
     consecutive_failures: u32,
     next_attempt: Option<Instant>,
+    last_attempt: Option<Instant>,
     last_unknown_kid_fetch: Option<Instant>,
 }
 
 impl JwksCache {
     /// A cache for `fetcher`; call [`JwksCache::spawn_refresher`] inside a tokio runtime to start it.
     pub fn new(fetcher: HttpFetcher, policy: RefreshPolicy) -> Self {
+        Self::from_source(
+            Source {
+                primary: fetcher,
+                discovery: None,
+            },
+            policy,
+        )
+    }
+
+    /// Like [`JwksCache::new`] for the guide's `{issuer}/oauth/jwks` (`fetcher`), falling back to
+    /// OIDC discovery (`{issuer}/.well-known/openid-configuration`, whose `issuer` must equal
+    /// `issuer` byte for byte) when that URL does not serve a JWKS. The discovery fetch follows
+    /// the same rules as `fetcher`: https (or loopback http), timeout, size cap, no redirects.
+    pub fn with_discovery(
+        fetcher: HttpFetcher,
+        issuer: &str,
+        policy: RefreshPolicy,
+    ) -> Result<Self, FetchError> {
+        let document = fetcher.with_url(&discovery::discovery_url(issuer))?;
+        Ok(Self::from_source(
+            Source {
+                primary: fetcher,
+                discovery: Some(Discovery {
+                    issuer: issuer.to_owned(),
+                    document,
+                    found: Mutex::new(None),
+                }),
+            },
+            policy,
+        ))
+    }
+
+    fn from_source(source: Source, policy: RefreshPolicy) -> Self {
         Self {
             inner: Arc::new(Inner {
-                fetcher,
+                source,
                 policy,
                 keys: RwLock::new(None),
                 state: Mutex::new(FetchState::default()),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 fetch_count: Default::default(),
+                wake: Arc::new(Notify::new()),
+                attempts: watch::channel(0).0,
             }),
         }
+    }
+
+    /// The JWKS URL in use: a discovered `jwks_uri` once one has served, else the first choice.
+    pub fn jwks_url(&self) -> String {
+        self.inner.source.current_url()
     }
 
     /// How many fetches have been attempted (for tests and metrics).
@@ -121,38 +207,130 @@ impl JwksCache {
         tokio::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                let delay = {
-                    let _flight = inner.fetch_lock.lock().await;
-                    match inner.fetch_and_store().await {
-                        Ok(ttl) => ttl,
-                        Err(_) => inner.failure_delay(),
+                let delay = inner.until_next_attempt();
+                if !delay.is_zero() {
+                    let wake = inner.wake.clone();
+                    drop(inner);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = wake.notified() => {}
                     }
-                };
-                drop(inner);
-                tokio::time::sleep(delay).await;
+                    continue;
+                }
+                let _flight = inner.fetch_lock.lock().await;
+                // Another fetch (an unknown kid's) may have landed while this one waited.
+                if inner.until_next_attempt().is_zero() {
+                    let _ = inner.fetch_and_store().await;
+                }
             }
         })
     }
 }
 
+impl Source {
+    fn current_url(&self) -> String {
+        self.discovery
+            .as_ref()
+            .and_then(|d| d.found.lock().expect("discovery lock poisoned").clone())
+            .unwrap_or_else(|| self.primary.clone())
+            .uri()
+            .to_string()
+    }
+
+    /// One fetch: the discovered `jwks_uri` once known, else the first choice and, when that
+    /// does not serve a JWKS, discovery.
+    async fn fetch(
+        &self,
+    ) -> Result<(KeySet, Vec<super::jwks::SkippedKey>, Option<u64>), JwksError> {
+        let found = self
+            .discovery
+            .as_ref()
+            .and_then(|d| d.found.lock().expect("discovery lock poisoned").clone());
+        if let Some(found) = found {
+            return fetch_set(&found).await;
+        }
+        let guide = match fetch_set(&self.primary).await {
+            Ok(set) => return Ok(set),
+            Err(e) => e,
+        };
+        let Some(discovery) = &self.discovery else {
+            return Err(guide);
+        };
+        // A down issuer fails the same way at every URL: only a reply that is not a JWKS
+        // (a 404, a redirect, an HTML page) sends the fetch to discovery.
+        if matches!(
+            guide,
+            JwksError::Fetch(
+                FetchError::Connect(_)
+                    | FetchError::Tls(_)
+                    | FetchError::Timeout
+                    | FetchError::Http(_)
+            )
+        ) {
+            return Err(guide);
+        }
+        let fail = |discovery| JwksError::Discovery {
+            guide: Box::new(guide),
+            discovery,
+        };
+        let document = match discovery.document.fetch().await {
+            Ok(Fetched { body, .. }) => body,
+            Err(e) => return Err(fail(DiscoveryError::Fetch(e))),
+        };
+        let uri = match discovery::jwks_uri(&document, &discovery.issuer) {
+            Ok(uri) => uri,
+            Err(e) => return Err(fail(e)),
+        };
+        let fetcher = match self.primary.with_url(&uri) {
+            Ok(f) => f,
+            Err(e) => return Err(fail(DiscoveryError::BadJwksUri(e))),
+        };
+        let set = fetch_set(&fetcher).await?;
+        log::info(format_args!(
+            "jwks found through OIDC discovery: {} names jwks_uri={}",
+            discovery.document.uri(),
+            fetcher.uri()
+        ));
+        *discovery.found.lock().expect("discovery lock poisoned") = Some(fetcher);
+        Ok(set)
+    }
+}
+
+async fn fetch_set(
+    fetcher: &HttpFetcher,
+) -> Result<(KeySet, Vec<super::jwks::SkippedKey>, Option<u64>), JwksError> {
+    let fetched = fetcher.fetch().await.map_err(JwksError::Fetch)?;
+    let (set, skipped) = KeySet::parse(&fetched.body).map_err(JwksError::Parse)?;
+    Ok((set, skipped, fetched.max_age))
+}
+
 impl Inner {
-    fn failure_delay(&self) -> Duration {
+    fn until_next_attempt(&self) -> Duration {
         let state = self.state.lock().expect("state lock poisoned");
-        state.next_attempt.map_or(self.policy.backoff_initial, |t| {
+        state.next_attempt.map_or(Duration::ZERO, |t| {
             t.saturating_duration_since(Instant::now())
         })
+    }
+
+    fn ever_loaded(&self) -> bool {
+        self.keys.read().expect("keys lock poisoned").is_some()
     }
 
     /// Fetches and installs a new set; returns its TTL. Caller holds `fetch_lock`.
     async fn fetch_and_store(&self) -> Result<Duration, JwksError> {
         self.fetch_count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = match self.fetcher.fetch().await {
-            Ok(fetched) => KeySet::parse(&fetched.body)
-                .map(|(set, skipped)| (set, skipped, fetched.max_age))
-                .map_err(JwksError::Parse),
-            Err(e) => Err(JwksError::Fetch(e)),
-        };
+        self.state.lock().expect("state lock poisoned").last_attempt = Some(Instant::now());
+        let result = self.source.fetch().await;
+        let outcome = self.store(result);
+        self.attempts.send_modify(|n| *n += 1);
+        outcome
+    }
+
+    fn store(
+        &self,
+        result: Result<(KeySet, Vec<super::jwks::SkippedKey>, Option<u64>), JwksError>,
+    ) -> Result<Duration, JwksError> {
         let now = Instant::now();
         match result {
             Ok((set, skipped, max_age)) => {
@@ -165,7 +343,7 @@ impl Inner {
                 let ttl = self.policy.ttl(max_age);
                 log::info(format_args!(
                     "jwks fetched: url={} keys={} skipped={} ttl_secs={}",
-                    self.fetcher.uri(),
+                    self.source.current_url(),
                     set.len(),
                     skipped.len(),
                     ttl.as_secs()
@@ -177,18 +355,19 @@ impl Inner {
                 Ok(ttl)
             }
             Err(e) => {
+                let ever_loaded = self.ever_loaded();
                 let mut state = self.state.lock().expect("state lock poisoned");
                 state.consecutive_failures += 1;
-                let delay = self.policy.backoff(state.consecutive_failures);
+                let delay = self.policy.backoff(state.consecutive_failures, ever_loaded);
                 state.next_attempt = Some(now + delay);
-                let serving = if self.keys.read().expect("keys lock poisoned").is_some() {
+                let serving = if ever_loaded {
                     "serving the last good set"
                 } else {
                     "no key set yet; requests get 503"
                 };
                 log::warn(format_args!(
                     "{e}: url={} failures={} retry_in_ms={} ({serving})",
-                    self.fetcher.uri(),
+                    self.source.current_url(),
                     state.consecutive_failures,
                     delay.as_millis()
                 ));
@@ -203,11 +382,40 @@ impl KeyProvider for JwksCache {
         if let Some(keys) = self.inner.keys.read().expect("keys lock poisoned").as_ref() {
             return Ok(keys.clone());
         }
+        // Nothing loaded: a request may ask for a fetch once the minimum interval has passed.
         let state = self.inner.state.lock().expect("state lock poisoned");
-        let wait = state.next_attempt.map_or(1, |t| {
-            t.saturating_duration_since(Instant::now()).as_secs().max(1)
+        let wait = state.last_attempt.map_or(1, |t| {
+            (t + self.inner.policy.min_fetch_interval)
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64
         });
         Err(wait)
+    }
+
+    fn wait_for_first_set(&self) -> BoxFuture<'_, Result<Arc<KeySet>, u64>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut finished = inner.attempts.subscribe();
+            let in_flight = inner.fetch_lock.try_lock().is_err();
+            if !in_flight {
+                let mut state = inner.state.lock().expect("state lock poisoned");
+                if !inner
+                    .policy
+                    .may_fetch_on_demand(state.last_attempt, Instant::now())
+                {
+                    drop(state);
+                    return self.current();
+                }
+                // The background task runs the fetch, so a request that gives up never cancels it.
+                state.next_attempt = Some(Instant::now());
+                inner.wake.notify_one();
+            }
+            let timeout = inner.source.primary.timeout();
+            let _ = tokio::time::timeout(timeout, finished.changed()).await;
+            self.current()
+        })
     }
 
     fn refresh_for_unknown_kid<'a>(
@@ -228,16 +436,23 @@ impl KeyProvider for JwksCache {
             }
             let now = Instant::now();
             {
-                let mut state = inner.state.lock().expect("state lock poisoned");
-                if !inner
-                    .policy
-                    .may_refetch_for_unknown_kid(state.last_unknown_kid_fetch, now)
-                {
+                let state = inner.state.lock().expect("state lock poisoned");
+                if !inner.policy.may_refetch_for_unknown_kid(
+                    state.last_unknown_kid_fetch,
+                    state.last_attempt,
+                    now,
+                ) {
                     return None;
                 }
-                state.last_unknown_kid_fetch = Some(now);
             }
+            // Only a fetch that succeeded starts the cooldown: after a failure the next unknown
+            // kid may try again once the minimum interval has passed.
             inner.fetch_and_store().await.ok()?;
+            inner
+                .state
+                .lock()
+                .expect("state lock poisoned")
+                .last_unknown_kid_fetch = Some(now);
             newer()
         })
     }

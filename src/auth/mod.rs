@@ -1,28 +1,40 @@
-//! Request authorization: bearer extraction, ES256 verification against the issuer's keys, scopes.
+//! Request authorization: bearer extraction, signature verification against the issuer's keys, scopes.
 //!
-//! * [`jwt`]: the verifier (pure).
+//! * [`algorithm`]: the configurable allow-list (ES256, RS256, PS256, EdDSA).
+//! * [`jwt`]: the verifier (pure); [`es256`]: the table-based P-256 check it uses.
 //! * [`jwks`]: JWKS parsing into usable keys (pure).
 //! * [`refresh`]: when to refetch keys (pure).
-//! * [`keys`]: key providers: a fixed set, or the cached JWKS fetched by [`fetch`].
+//! * [`keys`]: key providers: a fixed set, or the cached JWKS fetched by [`fetch`] (found through
+//!   [`discovery`] when needed).
 //! * [`bearer`] and [`challenge`]: RFC 6750 on the way in and on the way out.
 //! * [`metadata`]: the RFC 9728 document.
-//! * [`cache`]: successful verifications, reused while they provably still hold.
+//! * [`cache`]: verification outcomes, reused while they provably still hold.
+//! * [`limiter`]: the per-client limit on signature failures.
 
+pub mod algorithm;
 pub mod bearer;
 pub mod cache;
 pub mod challenge;
+pub mod discovery;
+pub mod es256;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod limiter;
 pub mod metadata;
 pub mod refresh;
 pub mod strict_json;
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
+use tokio::sync::Semaphore;
 
+pub use algorithm::Algorithm;
 pub use bearer::{BearerError, Credentials};
 pub use challenge::{AuthError, Challenger, Rejection};
 pub use fetch::{FetchError, HttpFetcher};
@@ -96,12 +108,40 @@ impl ConnectionMemo {
     }
 }
 
+/// Failed verifications remembered at once (for [`cache::FAILURE_TTL_SECS`] each).
+const FAILED_ENTRIES: usize = 8_192;
+/// The default delay before a bad-signature refusal is sent (`VOUCH_SIGNATURE_FAILURE_DELAY_MS`).
+pub const DEFAULT_SIGNATURE_FAILURE_DELAY: Duration = Duration::from_millis(500);
+
 /// Verifies the bearer token of each request and checks the server-wide scopes.
+///
+/// Defaults: a cache of [`cache::DEFAULT_ENTRIES`] verifications, at most
+/// [`default_verify_concurrency`] full verifications at once, [`limiter::DEFAULT_PER_MINUTE`] signature
+/// failures a minute per client address, and [`DEFAULT_SIGNATURE_FAILURE_DELAY`] before a
+/// bad-signature refusal (401 or 429) is sent.
+///
+/// Why the delay: a signature that does not verify is never a legitimate client's mistake (an
+/// expired or mis-addressed token fails other checks, with no delay), so holding the refusal
+/// back costs honest clients nothing, while a flood of forged tokens is slowed to one request per
+/// connection per delay, whatever the per-client limit can see.
 pub struct Authenticator {
     policy: Policy,
     keys: Arc<dyn KeyProvider>,
     required_scopes: Vec<String>,
+    /// Boxed: it is large, and an authenticator is often held by value in an enum.
+    guard: Box<Guard>,
+}
+
+/// The caches and limits that keep repeated and forged tokens cheap.
+struct Guard {
     verified: cache::VerifiedCache,
+    failed: cache::FailedCache,
+    limiter: limiter::FailureLimiter,
+    /// Full verifications in flight. Only they wait here: cache hits, malformed tokens and
+    /// everything that needs no signature check never queue behind a flood of them.
+    verify_slots: Semaphore,
+    full_verifications: AtomicU64,
+    signature_failure_delay: Duration,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -113,6 +153,14 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// The default number of concurrent full verifications: one less than the number of cores (at
+/// least one), so a core always remains for cache hits and everything that needs no signature
+/// check. A verify takes tens of microseconds, so one core already verifies far more tokens a
+/// second than the HTTP stack serves requests.
+pub fn default_verify_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 impl Authenticator {
     /// `required_scopes` apply to every request (may be empty).
     pub fn new(policy: Policy, keys: Arc<dyn KeyProvider>, required_scopes: Vec<String>) -> Self {
@@ -120,8 +168,42 @@ impl Authenticator {
             policy,
             keys,
             required_scopes,
-            verified: cache::VerifiedCache::default(),
+            guard: Box::new(Guard {
+                verified: cache::VerifiedCache::default(),
+                failed: cache::FailedCache::new(FAILED_ENTRIES),
+                limiter: limiter::FailureLimiter::new(limiter::DEFAULT_PER_MINUTE),
+                verify_slots: Semaphore::new(default_verify_concurrency()),
+                full_verifications: AtomicU64::new(0),
+                signature_failure_delay: DEFAULT_SIGNATURE_FAILURE_DELAY,
+            }),
         }
+    }
+
+    /// Holds bad-signature refusals back this long (zero: answer at once). A non-zero delay
+    /// sleeps on the tokio timer, so the runtime must have timers enabled (`enable_all` or
+    /// `enable_time`, as `#[tokio::main]` and the server's runtime do); an embedder running the
+    /// authenticator on a runtime without them sets zero here.
+    pub fn with_signature_failure_delay(mut self, delay: Duration) -> Self {
+        self.guard.signature_failure_delay = delay;
+        self
+    }
+
+    /// Keeps at most `entries` successful verifications (0 turns the cache off).
+    pub fn with_verify_cache_entries(mut self, entries: usize) -> Self {
+        self.guard.verified = cache::VerifiedCache::new(entries);
+        self
+    }
+
+    /// Allows each client address `per_minute` signature failures a minute (0: no limit).
+    pub fn with_signature_failure_limit(mut self, per_minute: u32) -> Self {
+        self.guard.limiter = limiter::FailureLimiter::new(per_minute);
+        self
+    }
+
+    /// Runs at most `n` full verifications at once (at least 1).
+    pub fn with_verify_concurrency(mut self, n: usize) -> Self {
+        self.guard.verify_slots = Semaphore::new(n.max(1));
+        self
     }
 
     /// The verification policy.
@@ -134,13 +216,20 @@ impl Authenticator {
         &self.required_scopes
     }
 
-    /// Authenticates one request at `now` (Unix seconds).
+    /// How many signature verifications have run (cache hits and cached failures excluded).
+    pub fn full_verifications(&self) -> u64 {
+        self.guard.full_verifications.load(Ordering::Relaxed)
+    }
+
+    /// Authenticates one request at `now` (Unix seconds). `peer` is the client address the
+    /// signature-failure limit counts against (`None`: not limited per client).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
+        peer: Option<IpAddr>,
         now: u64,
     ) -> Result<Arc<Principal>, AuthError> {
-        self.authenticate_on(headers, now, None).await
+        self.authenticate_on(headers, peer, now, None).await
     }
 
     /// Authenticates one request of a connection whose last verification is in `memo`: the same
@@ -149,6 +238,7 @@ impl Authenticator {
     pub(crate) async fn authenticate_on(
         &self,
         headers: &HeaderMap,
+        peer: Option<IpAddr>,
         now: u64,
         memo: Option<&ConnectionMemo>,
     ) -> Result<Arc<Principal>, AuthError> {
@@ -161,7 +251,7 @@ impl Authenticator {
             Credentials::MalformedBearer => return Err(AuthError::MalformedBearer),
             Credentials::Bearer(token) => token,
         };
-        let principal = self.verify_token(token, now).await?;
+        let principal = self.verify_from(token, peer, now).await?;
         self.check_scopes(&principal, &[])?;
         if let (Some(m), Ok(keys)) = (memo, self.keys.current()) {
             m.remember(headers, &principal, keys, self.policy.leeway_secs);
@@ -170,36 +260,110 @@ impl Authenticator {
     }
 
     /// Verifies a bare token, refetching the key set once (rate-limited) for an unknown `kid`.
-    /// A token verified before against the same key set is not checked again, only its times.
+    /// A token verified before with the same key material is not checked again, only its times.
     pub async fn verify_token(&self, token: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
-        // A cache hit means these exact bytes were parsed and verified before against this very
-        // key set, so it skips the decoding too; only the time window is checked again.
+        self.verify_from(token, None, now).await
+    }
+
+    async fn verify_from(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let result = self.verify_uncached_delay(token, peer, now).await;
+        if let Err(
+            AuthError::InvalidToken(JwtError::SignatureInvalid)
+            | AuthError::TooManySignatureFailures { .. },
+        ) = &result
+        {
+            if !self.guard.signature_failure_delay.is_zero() {
+                tokio::time::sleep(self.guard.signature_failure_delay).await;
+            }
+        }
+        result
+    }
+
+    async fn verify_uncached_delay(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        // A hit means these exact bytes were verified before with key material the current set
+        // still holds under the same kid, so it skips the decoding too; only the times are checked.
         let current = self.keys.current();
         let key = cache::token_key(token);
-        if let Some(p) = current
-            .as_ref()
-            .ok()
-            .and_then(|keys| self.verified.get(&key, keys, now))
-        {
-            return Ok(p);
+        if let Ok(keys) = &current {
+            if let Some(p) = self.guard.verified.get(&key, keys, now) {
+                return Ok(p);
+            }
+            if let Some(e) = self.guard.failed.get(&key, keys, now) {
+                if e == JwtError::SignatureInvalid {
+                    self.guard.limiter.record_failure(peer, Instant::now());
+                }
+                return Err(e.into());
+            }
         }
         // Otherwise: a malformed token is a 401 even before any key set exists, then the 503.
         let unverified = jwt::parse(token, &self.policy)?;
-        let keys =
-            current.map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?;
-        let (principal, keys) = match unverified.verify(&keys, &self.policy, now) {
-            Err(JwtError::UnknownKid) => {
-                let Some(fresh) = self.keys.refresh_for_unknown_kid(&keys).await else {
-                    return Err(JwtError::UnknownKid.into());
-                };
-                (unverified.verify(&fresh, &self.policy, now)?, fresh)
-            }
-            other => (other?, keys),
+        let keys = match current {
+            Ok(keys) => keys,
+            Err(_) => self
+                .keys
+                .wait_for_first_set()
+                .await
+                .map_err(|retry_after_secs| AuthError::KeysUnavailable { retry_after_secs })?,
         };
-        let principal = Arc::new(principal);
-        self.verified
-            .insert(key, principal.clone(), keys, self.policy.leeway_secs, now);
-        Ok(principal)
+        let keys = match unverified.select_key(&keys) {
+            Err(JwtError::UnknownKid) => self
+                .keys
+                .refresh_for_unknown_kid(&keys)
+                .await
+                .ok_or(JwtError::UnknownKid)?,
+            Err(e) => return Err(e.into()),
+            Ok(_) => keys,
+        };
+        let jwk = unverified.select_key(&keys)?;
+        self.guard
+            .limiter
+            .check(peer, Instant::now())
+            .map_err(|retry_after_secs| AuthError::TooManySignatureFailures { retry_after_secs })?;
+        let verified = {
+            let _slot = self
+                .guard
+                .verify_slots
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            self.guard
+                .full_verifications
+                .fetch_add(1, Ordering::Relaxed);
+            unverified.verify_signature_with(jwk)
+        };
+        let outcome = verified.and_then(|()| unverified.claims_after_verify(&self.policy, now));
+        match outcome {
+            Ok(principal) => {
+                let principal = Arc::new(principal);
+                self.guard.verified.insert(
+                    key,
+                    principal.clone(),
+                    unverified.kid(),
+                    *jwk.fingerprint(),
+                    self.policy.leeway_secs,
+                );
+                Ok(principal)
+            }
+            Err(e) => {
+                if e == JwtError::SignatureInvalid {
+                    self.guard.limiter.record_failure(peer, Instant::now());
+                }
+                self.guard
+                    .failed
+                    .insert(key, e.clone(), unverified.kid(), *jwk.fingerprint(), now);
+                Err(e.into())
+            }
+        }
     }
 
     /// Checks the server-wide scopes plus `extra` (e.g. a tool's own); a 403 names all of them.
@@ -217,3 +381,6 @@ impl Authenticator {
         Err(AuthError::InsufficientScope { required })
     }
 }
+
+#[cfg(test)]
+mod tests;

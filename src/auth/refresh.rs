@@ -15,8 +15,13 @@ pub struct RefreshPolicy {
     pub unknown_kid_cooldown: Duration,
     /// First retry delay after a failed fetch; doubles per failure. Defaults to 1 s.
     pub backoff_initial: Duration,
-    /// Cap on the retry delay. Defaults to 60 s.
+    /// Cap on the retry delay once a set has loaded. Defaults to 60 s.
     pub backoff_max: Duration,
+    /// Cap on the retry delay while no set has ever loaded. Defaults to 5 s.
+    pub startup_backoff_max: Duration,
+    /// Fetch attempts are at least this far apart when a request or an unknown `kid` asks for
+    /// one (the scheduled ones follow the backoff). Defaults to 1 s.
+    pub min_fetch_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -28,6 +33,8 @@ impl Default for RefreshPolicy {
             unknown_kid_cooldown: Duration::from_secs(30),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            startup_backoff_max: Duration::from_secs(5),
+            min_fetch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -40,17 +47,38 @@ impl RefreshPolicy {
         wanted.max(self.min_ttl).min(self.max_ttl)
     }
 
-    /// Delay before retrying after `consecutive_failures` (>= 1) failed fetches.
-    pub fn backoff(&self, consecutive_failures: u32) -> Duration {
+    /// Delay before retrying after `consecutive_failures` (>= 1) failed fetches; `ever_loaded`
+    /// tells whether a set is being served meanwhile (if not, the shorter startup cap applies).
+    pub fn backoff(&self, consecutive_failures: u32, ever_loaded: bool) -> Duration {
         let doublings = consecutive_failures.saturating_sub(1).min(16);
+        let cap = if ever_loaded {
+            self.backoff_max
+        } else {
+            self.startup_backoff_max.min(self.backoff_max)
+        };
         self.backoff_initial
             .saturating_mul(1u32 << doublings)
-            .min(self.backoff_max)
+            .min(cap)
     }
 
-    /// Whether an unknown `kid` may trigger a fetch now, given the last such fetch.
-    pub fn may_refetch_for_unknown_kid(&self, last: Option<Instant>, now: Instant) -> bool {
-        last.is_none_or(|last| now.saturating_duration_since(last) >= self.unknown_kid_cooldown)
+    /// Whether an unknown `kid` may trigger a fetch now: the last *successful* such fetch is
+    /// a cooldown old (a failed one starts no cooldown), and the last attempt of any kind is
+    /// at least [`RefreshPolicy::min_fetch_interval`] old.
+    pub fn may_refetch_for_unknown_kid(
+        &self,
+        last_success: Option<Instant>,
+        last_attempt: Option<Instant>,
+        now: Instant,
+    ) -> bool {
+        last_success
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.unknown_kid_cooldown)
+            && self.may_fetch_on_demand(last_attempt, now)
+    }
+
+    /// Whether a request may ask for a fetch now, given the last attempt.
+    pub fn may_fetch_on_demand(&self, last_attempt: Option<Instant>, now: Instant) -> bool {
+        last_attempt
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.min_fetch_interval)
     }
 }
 
@@ -70,17 +98,36 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let p = RefreshPolicy::default();
-        assert_eq!(p.backoff(1), Duration::from_secs(1));
-        assert_eq!(p.backoff(3), Duration::from_secs(4));
-        assert_eq!(p.backoff(100), Duration::from_secs(60));
+        assert_eq!(p.backoff(1, true), Duration::from_secs(1));
+        assert_eq!(p.backoff(3, true), Duration::from_secs(4));
+        assert_eq!(p.backoff(100, true), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn backoff_is_capped_at_5_s_while_nothing_ever_loaded() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.backoff(3, false), Duration::from_secs(4));
+        assert_eq!(p.backoff(4, false), Duration::from_secs(5));
+        assert_eq!(p.backoff(100, false), Duration::from_secs(5));
     }
 
     #[test]
     fn unknown_kid_refetch_is_rate_limited() {
         let p = RefreshPolicy::default();
         let t0 = Instant::now();
-        assert!(p.may_refetch_for_unknown_kid(None, t0));
-        assert!(!p.may_refetch_for_unknown_kid(Some(t0), t0 + Duration::from_secs(29)));
-        assert!(p.may_refetch_for_unknown_kid(Some(t0), t0 + Duration::from_secs(30)));
+        let s = Duration::from_secs;
+        assert!(p.may_refetch_for_unknown_kid(None, None, t0));
+        assert!(!p.may_refetch_for_unknown_kid(Some(t0), Some(t0), t0 + s(29)));
+        assert!(p.may_refetch_for_unknown_kid(Some(t0), Some(t0), t0 + s(30)));
+    }
+
+    #[test]
+    fn a_failed_attempt_delays_the_next_unknown_kid_fetch_by_one_second_only() {
+        let p = RefreshPolicy::default();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // No success yet, one failed attempt at t0.
+        assert!(!p.may_refetch_for_unknown_kid(None, Some(t0), t0 + ms(999)));
+        assert!(p.may_refetch_for_unknown_kid(None, Some(t0), t0 + ms(1000)));
     }
 }

@@ -392,10 +392,10 @@ impl Shared {
                 challenger,
             } => (authenticator, challenger),
         };
-        let _peer = fields.conn.peer.map(|p| p.ip());
+        let peer = fields.conn.peer.map(|p| p.ip());
         let memo = fields.conn.memo.clone();
         match authenticator
-            .authenticate_on(&parts.headers, now.unix_secs(), memo.as_deref())
+            .authenticate_on(&parts.headers, peer, now.unix_secs(), memo.as_deref())
             .await
         {
             Ok(p) => {

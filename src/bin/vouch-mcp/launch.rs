@@ -53,13 +53,18 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
     };
     let fetcher = HttpFetcher::new(&jwks_url, config.jwks_timeout, JWKS_MAX_BYTES)
         .map_err(|e| ConfigError(format!("VOUCH_JWKS_URL={jwks_url:?}: {e}")))?;
-    let keys = JwksCache::new(
-        fetcher,
-        RefreshPolicy {
-            unknown_kid_cooldown: config.jwks_refetch,
-            ..RefreshPolicy::default()
-        },
-    );
+    let refresh = RefreshPolicy {
+        unknown_kid_cooldown: config.jwks_refetch,
+        ..RefreshPolicy::default()
+    };
+    // With no configured URL, OIDC discovery is the fallback when the guide's location is not
+    // the issuer's JWKS (most issuers publish elsewhere).
+    let keys = if dev.is_none() && config.jwks_url.is_none() {
+        JwksCache::with_discovery(fetcher, &issuer, refresh)
+            .map_err(|e| ConfigError(format!("VOUCH_ISSUER={issuer:?}: {e}")))?
+    } else {
+        JwksCache::new(fetcher, refresh)
+    };
     keys.spawn_refresher();
     let audience = if config.skip_audience {
         log::write(
@@ -80,11 +85,20 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
     if config.require_at_jwt {
         policy.typ = TypPolicy::RequireAtJwt;
     }
+    // The dev issuer signs ES256, whatever the list says.
+    policy.algorithms = if dev.is_some() {
+        vec![vouch_mcp::auth::Algorithm::Es256]
+    } else {
+        config.algorithms.clone()
+    };
     let authenticator = Authenticator::new(
         policy.clone(),
         Arc::new(keys.clone()),
         config.required_scopes.clone(),
-    );
+    )
+    .with_verify_cache_entries(config.verify_cache_entries)
+    .with_signature_failure_limit(config.signature_failures_per_minute)
+    .with_signature_failure_delay(config.signature_failure_delay);
     let mut builder =
         ServerBuilder::new("vouch-mcp", env!("CARGO_PKG_VERSION"), resource_url.clone())
             .title("Vouch MCP example")

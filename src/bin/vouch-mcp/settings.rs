@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vouch_mcp::auth::Algorithm;
 use vouch_mcp::defaults;
 use vouch_mcp::log::Level;
 
@@ -149,6 +150,25 @@ fn count(s: &str) -> Result<usize, &'static str> {
     positive(s).and_then(|n| usize::try_from(n).map_err(|_| "is too large"))
 }
 
+fn whole_usize(s: &str) -> Result<usize, &'static str> {
+    whole(s).and_then(|n| usize::try_from(n).map_err(|_| "is too large"))
+}
+
+fn whole_u32(s: &str) -> Result<u32, &'static str> {
+    whole(s).and_then(|n| u32::try_from(n).map_err(|_| "is too large"))
+}
+
+fn millis(s: &str) -> Result<Duration, &'static str> {
+    whole(s).map(Duration::from_millis)
+}
+
+fn algorithms(s: &str) -> Result<Vec<Algorithm>, &'static str> {
+    match Algorithm::parse_list(s) {
+        Ok(list) if !list.is_empty() => Ok(list),
+        _ => Err("is not a comma-separated list of ES256, RS256, PS256, EdDSA"),
+    }
+}
+
 fn port(s: &str) -> Result<u16, &'static str> {
     whole(s).and_then(|n| u16::try_from(n).map_err(|_| "is out of range (0-65535)"))
 }
@@ -230,6 +250,17 @@ setting!(LEEWAY_SECS: u64 = "VOUCH_LEEWAY_SECS", "--leeway-secs", Default::Text(
     "clock skew allowed for `exp`, `nbf`, `iat`");
 setting!(REQUIRE_AT_JWT: switch = "VOUCH_REQUIRE_AT_JWT", "--require-at-jwt",
     "accept only `typ: at+jwt` (RFC 9068)");
+setting!(ALGORITHMS: Vec<Algorithm> = "VOUCH_ALGORITHMS", "--algorithms", Default::Text("ES256"), algorithms,
+    "accepted token algorithms, comma-separated: ES256, RS256, PS256, EdDSA (`--dev`: ES256)");
+setting!(VERIFY_CACHE_ENTRIES: usize = "VOUCH_VERIFY_CACHE_ENTRIES", "--verify-cache-entries",
+    Default::Library(|| vouch_mcp::auth::cache::DEFAULT_ENTRIES.to_string()), whole_usize,
+    "verified tokens remembered (0 turns the cache off)");
+setting!(SIGNATURE_FAILURES: u32 = "VOUCH_SIGNATURE_FAILURES_PER_MINUTE", "--signature-failures-per-minute",
+    Default::Library(|| vouch_mcp::auth::limiter::DEFAULT_PER_MINUTE.to_string()), whole_u32,
+    "bad token signatures allowed per client address a minute before 429 (0: no limit)");
+setting!(SIGNATURE_FAILURE_DELAY: Duration = "VOUCH_SIGNATURE_FAILURE_DELAY_MS", "--signature-failure-delay-ms",
+    Default::Library(|| vouch_mcp::auth::DEFAULT_SIGNATURE_FAILURE_DELAY.as_millis().to_string()), millis,
+    "hold back each bad-signature refusal (401 or 429) this long; slows forged-token floods");
 setting!(JWKS_TIMEOUT: Duration = "VOUCH_JWKS_TIMEOUT_SECS", "--jwks-timeout-secs", Default::Text("5"), positive_secs,
     "JWKS connect and read timeout");
 setting!(JWKS_REFETCH: Duration = "VOUCH_JWKS_REFETCH_SECS", "--jwks-refetch-secs", Default::Text("30"), secs,
@@ -305,6 +336,10 @@ static ALL: &[&dyn Described] = &[
     &REQUIRED_SCOPES,
     &LEEWAY_SECS,
     &REQUIRE_AT_JWT,
+    &ALGORITHMS,
+    &VERIFY_CACHE_ENTRIES,
+    &SIGNATURE_FAILURES,
+    &SIGNATURE_FAILURE_DELAY,
     &JWKS_TIMEOUT,
     &JWKS_REFETCH,
     &HOST,
@@ -343,6 +378,10 @@ pub(crate) struct Config {
     pub(crate) required_scopes: Vec<String>,
     pub(crate) leeway_secs: u64,
     pub(crate) require_at_jwt: bool,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) verify_cache_entries: usize,
+    pub(crate) signature_failures_per_minute: u32,
+    pub(crate) signature_failure_delay: Duration,
     pub(crate) jwks_timeout: Duration,
     pub(crate) jwks_refetch: Duration,
     pub(crate) host: String,
@@ -486,6 +525,10 @@ pub(crate) fn parse(
         required_scopes: REQUIRED_SCOPES.get(&src)?.unwrap_or_default(),
         leeway_secs: LEEWAY_SECS.value(&src)?,
         require_at_jwt: REQUIRE_AT_JWT.value(&src)?,
+        algorithms: ALGORITHMS.value(&src)?,
+        verify_cache_entries: VERIFY_CACHE_ENTRIES.value(&src)?,
+        signature_failures_per_minute: SIGNATURE_FAILURES.value(&src)?,
+        signature_failure_delay: SIGNATURE_FAILURE_DELAY.value(&src)?,
         jwks_timeout: JWKS_TIMEOUT.value(&src)?,
         jwks_refetch: JWKS_REFETCH.value(&src)?,
         host,
@@ -556,6 +599,34 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_hardening_settings_parse_with_defaults() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.algorithms, [Algorithm::Es256]);
+        assert_eq!(c.verify_cache_entries, 65_536);
+        assert_eq!(c.signature_failures_per_minute, 60);
+        assert_eq!(c.signature_failure_delay, Duration::from_millis(500));
+        let c = run(
+            &[
+                "--algorithms",
+                "RS256,EdDSA",
+                "--verify-cache-entries",
+                "10",
+            ],
+            &[("VOUCH_SIGNATURE_FAILURES_PER_MINUTE", "0")],
+        )
+        .unwrap();
+        assert_eq!(c.algorithms, [Algorithm::Rs256, Algorithm::EdDsa]);
+        assert_eq!(
+            (c.verify_cache_entries, c.signature_failures_per_minute),
+            (10, 0)
+        );
+        let err = run(&[], &[("VOUCH_ALGORITHMS", "ES256,HS256")]).unwrap_err();
+        assert!(err.0.contains("VOUCH_ALGORITHMS"), "{err}");
+        let err = run(&[], &[("VOUCH_ALGORITHMS", ",")]).unwrap_err();
+        assert!(err.0.contains("VOUCH_ALGORITHMS"), "{err}");
+    }
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -1,22 +1,36 @@
-//! Published test vectors through the ES256 verifier: Wycheproof (ECDSA P1363, JWS, JWK, ECDH JWKs)
-//! and the RFC 7515 appendix A.3 example. Sources and licence: `tests/vectors/README.md`.
+//! Published test vectors through the verifier: Wycheproof (ECDSA P1363, RSA PKCS#1 v1.5, RSA-PSS,
+//! Ed25519, JWS, JWK, ECDH JWKs) and the RFC 7515 appendix A.3 example. Sources and licence:
+//! `tests/vectors/README.md`.
 
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{json, Map, Value};
-use vouch_mcp::auth::jwks::{parse_jwk, JwksParseError, KeyRejection, KeySet, SkippedKey};
-use vouch_mcp::auth::jwt::{
+
+use crate::auth::algorithm::Algorithm;
+use crate::auth::jwks::{parse_jwk, JwksParseError, KeyRejection, KeySet, PublicKey, SkippedKey};
+use crate::auth::jwt::{
     self, verify_signature, AudiencePolicy, JwtError, Policy, Segment, TypPolicy,
 };
-#[path = "../src/bin/vouch-mcp/dev.rs"]
-#[allow(dead_code)]
-mod dev;
-use dev::DevIssuer;
+use crate::dev::DevIssuer;
 
-const P1363: &str = include_str!("vectors/ecdsa_secp256r1_sha256_p1363_test.json");
-const JWS: &str = include_str!("vectors/json_web_signature_test.json");
-const JWK: &str = include_str!("vectors/json_web_key_test.json");
-const ECDH_WEBCRYPTO: &str = include_str!("vectors/ecdh_secp256r1_webcrypto_test.json");
-const RFC7515_A3: &str = include_str!("vectors/rfc7515-a3.json");
+const P1363: &str = include_str!("../../../tests/vectors/ecdsa_secp256r1_sha256_p1363_test.json");
+const JWS: &str = include_str!("../../../tests/vectors/json_web_signature_test.json");
+const JWK: &str = include_str!("../../../tests/vectors/json_web_key_test.json");
+const ECDH_WEBCRYPTO: &str =
+    include_str!("../../../tests/vectors/ecdh_secp256r1_webcrypto_test.json");
+const RFC7515_A3: &str = include_str!("../../../tests/vectors/rfc7515-a3.json");
+const RSA_2048: &str = include_str!("../../../tests/vectors/rsa_signature_2048_sha256_test.json");
+const RSA_3072: &str = include_str!("../../../tests/vectors/rsa_signature_3072_sha256_test.json");
+const PSS_2048: &str = include_str!("../../../tests/vectors/rsa_pss_2048_sha256_mgf1_32_test.json");
+const PSS_3072: &str = include_str!("../../../tests/vectors/rsa_pss_3072_sha256_mgf1_32_test.json");
+const ED25519: &str = include_str!("../../../tests/vectors/ed25519_test.json");
+
+/// The P-256 point of a parsed key.
+fn p256_of(key: &PublicKey) -> VerifyingKey {
+    match key {
+        PublicKey::P256 { key, .. } => *key,
+        other => panic!("not a P-256 key: {other:?}"),
+    }
+}
 
 /// Any fixed instant: the Wycheproof JWS payloads are not claim sets, so no time check is reached.
 const NOW: u64 = 1_750_000_000;
@@ -89,16 +103,17 @@ fn all_262_wycheproof_p1363_vectors_give_the_expected_verdict_through_verify_sig
         assert_eq!(group["publicKey"]["curve"], "secp256r1");
         let sec1 = hex(group["publicKey"]["uncompressed"].as_str().unwrap());
         let key = VerifyingKey::from_sec1_bytes(&sec1).expect("group key is a P-256 point");
+        let public = PublicKey::p256(key);
         // When the group also gives the key as a JWK, our JWK import must yield the same point.
         if let Some(jwk) = group.get("publicKeyJwk") {
             let parsed = parse_jwk(object(jwk)).expect("group JWK is a usable P-256 key");
-            assert_eq!(parsed.key, key, "JWK and SEC1 forms disagree");
+            assert_eq!(p256_of(parsed.key()), key, "JWK and SEC1 forms disagree");
         }
         for test in tests(group) {
             ran += 1;
             let msg = hex(test["msg"].as_str().unwrap());
             let sig = hex(test["sig"].as_str().unwrap());
-            let got = verify_signature(&key, &msg, &sig);
+            let got = verify_signature(Algorithm::Es256, &public, &msg, &sig);
             let ok = match test["result"].as_str().unwrap() {
                 "valid" => {
                     valid += 1;
@@ -207,7 +222,7 @@ fn wycheproof_es256_jws_vectors_are_each_rejected_for_their_defect_and_valid_one
         }
         let (keys, skipped) = KeySet::parse(&jwks_of(&[&group["public"]])).expect("ES256 key");
         assert!(skipped.is_empty());
-        let key = keys.keys()[0].key;
+        let key = keys.keys()[0].key().clone();
         for test in tests(group) {
             let jws = test["jws"].as_str().unwrap();
             let comment = test["comment"].as_str().unwrap();
@@ -219,7 +234,7 @@ fn wycheproof_es256_jws_vectors_are_each_rejected_for_their_defect_and_valid_one
                 ("valid", Expect::SignatureAcceptedThenPayloadRefused) => {
                     valid += 1;
                     let (input, sig) = split_jws(jws);
-                    verify_signature(&key, input.as_bytes(), &sig).is_ok()
+                    verify_signature(Algorithm::Es256, &key, input.as_bytes(), &sig).is_ok()
                         && got == Err(JwtError::NotJsonObject(Segment::Payload))
                 }
                 ("invalid", Expect::Rejected(expected)) => {
@@ -350,7 +365,7 @@ fn every_non_es256_wycheproof_jws_token_is_refused_by_the_alg_allow_list() {
 fn expected_key_verdicts(group: &str, entries: &[Value]) -> Vec<Result<(), KeyRejection>> {
     let ec_only = |reason| vec![Err(reason)];
     match group {
-        // Mixed HS256 + ES256 set: the oct key is not EC; the P-256 key is usable. Wycheproof wants
+        // Mixed HS256 + ES256 set: the oct key is never used; the P-256 key is usable. Wycheproof wants
         // such a set refused whole (flags MixedKeySet, Ambiguous); we skip the unusable entry
         // instead, and the set's token (HS256) is still refused, by the alg allow-list. Likewise
         // `jws_duplicate_kid` (refuse the set) holds only oct keys here, so every entry is skipped.
@@ -362,9 +377,16 @@ fn expected_key_verdicts(group: &str, entries: &[Value]) -> Vec<Result<(), KeyRe
         "invalid_point" => ec_only(KeyRejection::NotOnCurve),
         // A P-256 point labelled P-384.
         "wrong_curve" => ec_only(KeyRejection::WrongCurve),
-        // A P-256 point labelled RSA.
-        "wrong_kty" => ec_only(KeyRejection::WrongKeyType),
-        // RSA (rs256, ROCA, 1024-bit, e=1) and symmetric (HS*, AES, duplicate kid) sets: not EC.
+        // A P-256 point labelled RSA: EC members in an RSA key.
+        "wrong_kty" => ec_only(KeyRejection::MixedKeyMembers),
+        // The two `rs256` sets: one usable RS256 key, and the same key for encryption
+        // (`use: enc`, `alg: RSA1_5`), refused for its `use` first.
+        "rs256" if entries[0]["alg"] == "RS256" => vec![Ok(())],
+        "rs256" => vec![Err(KeyRejection::NotForSignatures)],
+        "jws_rsa_roca_key" => vec![Err(KeyRejection::RsaKeyVulnerable)],
+        "keysize_too_small" => vec![Err(KeyRejection::RsaKeyTooSmall)],
+        "exponentOne" => vec![Err(KeyRejection::BadRsaExponent)],
+        // Symmetric (HS*, AES, duplicate kid) sets: `oct` keys are never used.
         _ => entries
             .iter()
             .map(|_| Err(KeyRejection::WrongKeyType))
@@ -424,9 +446,16 @@ fn wycheproof_jwk_sets_keep_only_usable_p256_keys_and_skip_the_rest_with_the_rig
             assert_eq!(alone.unwrap().0.len(), usable, "{name}");
         }
 
-        // Every token of the group is refused by a verifier holding what survived. Wycheproof's
-        // five `valid` tokens here (tcId 2, 5, 13, 14, 15) are HS256/HS384/HS512/RS256 under their
-        // own keys: not applicable to an ES256-only verifier, which must refuse them.
+        // Every token of the group is refused by an ES256-only verifier holding what survived.
+        // Wycheproof's five `valid` tokens here (tcId 2, 5, 13, 14, 15) are HS256/HS384/HS512/RS256
+        // under their own keys: not applicable to an ES256-only verifier, which must refuse them.
+        // With RS256 enabled, the one valid RS256 token verifies (its payload is no claim set)
+        // and every other RS256 token fails because its key entry was refused.
+        let rsa_policy = {
+            let mut p = signature_isolating_policy();
+            p.algorithms = vec![Algorithm::Rs256, Algorithm::Es256];
+            p
+        };
         for test in tests(group) {
             ran += 1;
             let jws = test["jws"].as_str().unwrap();
@@ -440,6 +469,20 @@ fn wycheproof_jwk_sets_keep_only_usable_p256_keys_and_skip_the_rest_with_the_rig
                 JwtError::AlgNotAllowed
             };
             assert_eq!(got, Err(expected), "{name} tcId {}", tc_id(test));
+            if header["alg"] == "RS256" {
+                let got = jwt::verify(jws, &keys, &rsa_policy, NOW);
+                let expected = if test["result"] == "valid" {
+                    JwtError::NotJsonObject(Segment::Payload)
+                } else {
+                    JwtError::UnknownKid
+                };
+                assert_eq!(
+                    got,
+                    Err(expected),
+                    "RS256 enabled: {name} tcId {}",
+                    tc_id(test)
+                );
+            }
         }
     }
     assert_eq!(ran, 26);
@@ -536,7 +579,12 @@ fn wycheproof_webcrypto_private_jwks_are_refused_but_their_public_halves_load() 
             let d = public.remove("d").unwrap();
             let loaded = parse_jwk(&public).expect("public half loads");
             let secret = SigningKey::from_slice(&b64url_decode(d.as_str().unwrap())).unwrap();
-            assert_eq!(loaded.key, *secret.verifying_key(), "tcId {}", tc_id(test));
+            assert_eq!(
+                p256_of(loaded.key()),
+                *secret.verifying_key(),
+                "tcId {}",
+                tc_id(test)
+            );
             ran += 1;
         }
     }
@@ -602,8 +650,11 @@ fn rfc7515_a3_signature_is_high_s_and_verifies_over_the_exact_signing_input() {
     // s > n/2: ES256 has no low-S rule, so a verifier must not normalise or refuse it.
     let half_n = hex("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
     assert!(sig[32..] > half_n[..], "the RFC example is high-S");
-    let key = a3_keys().keys()[0].key;
-    assert_eq!(verify_signature(&key, input.as_bytes(), &sig), Ok(()));
+    let key = a3_keys().keys()[0].key().clone();
+    assert_eq!(
+        verify_signature(Algorithm::Es256, &key, input.as_bytes(), &sig),
+        Ok(())
+    );
     // The payload's CRLFs and spaces are part of what was signed: the same claims re-encoded
     // compactly are a different signing input.
     let compact = r#"{"iss":"joe","exp":1300819380,"http://example.com/is_root":true}"#;
@@ -612,7 +663,7 @@ fn rfc7515_a3_signature_is_high_s_and_verifies_over_the_exact_signing_input() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(compact)
     });
     assert_eq!(
-        verify_signature(&key, reencoded.as_bytes(), &sig),
+        verify_signature(Algorithm::Es256, &key, reencoded.as_bytes(), &sig),
         Err(JwtError::SignatureInvalid)
     );
 }
@@ -665,5 +716,231 @@ fn rfc7515_a3_private_jwk_is_refused_and_d_generates_the_published_point() {
         KeyRejection::PrivateKeyPublished
     );
     let secret = SigningKey::from_slice(&b64url_decode(jwk["d"].as_str().unwrap())).unwrap();
-    assert_eq!(*secret.verifying_key(), a3_keys().keys()[0].key);
+    assert_eq!(*secret.verifying_key(), p256_of(a3_keys().keys()[0].key()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Wycheproof RSA PKCS#1 v1.5 (RS256), RSA-PSS (PS256) and Ed25519 (EdDSA) signature vectors,
+// through the same signature step tokens take. Each group's key goes through the JWK parser.
+
+/// A base64url JWK integer from Wycheproof's hex (which may carry a sign byte).
+fn jwk_uint(hex_text: &str) -> String {
+    let bytes = hex(hex_text);
+    let first = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len() - 1);
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &bytes[first..],
+    )
+}
+
+/// Runs every test of `doc` through `verify_signature(alg, ...)` with the key `key_of` builds
+/// from a group; returns (valid, acceptable, invalid) counts after checking each verdict.
+fn run_signature_file(
+    doc: &Value,
+    alg: Algorithm,
+    key_of: impl Fn(&Value) -> PublicKey,
+) -> (usize, usize, usize) {
+    let (mut valid, mut acceptable, mut invalid) = (0, 0, 0);
+    let mut wrong = Vec::new();
+    for group in groups(doc) {
+        let key = key_of(group);
+        for test in tests(group) {
+            let msg = hex(test["msg"].as_str().unwrap());
+            let sig = hex(test["sig"].as_str().unwrap());
+            let got = verify_signature(alg, &key, &msg, &sig);
+            let ok = match test["result"].as_str().unwrap() {
+                "valid" => {
+                    valid += 1;
+                    got.is_ok()
+                }
+                "invalid" => {
+                    invalid += 1;
+                    matches!(
+                        got,
+                        Err(JwtError::SignatureInvalid) | Err(JwtError::SignatureLength { .. })
+                    )
+                }
+                // Either verdict is allowed (a PKCS#1 encoding without the NULL parameter); we
+                // refuse it, as ring does.
+                "acceptable" => {
+                    acceptable += 1;
+                    got.is_err()
+                }
+                other => panic!("unexpected result {other:?}"),
+            };
+            if !ok {
+                wrong.push((
+                    tc_id(test),
+                    test["comment"].clone(),
+                    test["flags"].clone(),
+                    got,
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts: {wrong:?}");
+    (valid, acceptable, invalid)
+}
+
+fn rsa_key(group: &Value) -> PublicKey {
+    let jwk = json!({
+        "kty": "RSA",
+        "n": jwk_uint(group["publicKey"]["modulus"].as_str().unwrap()),
+        "e": jwk_uint(group["publicKey"]["publicExponent"].as_str().unwrap()),
+    });
+    parse_jwk(object(&jwk))
+        .expect("Wycheproof RSA keys are usable")
+        .key()
+        .clone()
+}
+
+#[test]
+fn all_wycheproof_rsa_pkcs1_sha256_vectors_2048_and_3072_give_the_expected_verdict_as_rs256() {
+    let doc = load(RSA_2048);
+    assert_eq!(doc["numberOfTests"], 259);
+    assert_eq!(
+        run_signature_file(&doc, Algorithm::Rs256, rsa_key),
+        (9, 1, 249)
+    );
+    let doc = load(RSA_3072);
+    assert_eq!(doc["numberOfTests"], 259);
+    assert_eq!(
+        run_signature_file(&doc, Algorithm::Rs256, rsa_key),
+        (8, 1, 250)
+    );
+}
+
+#[test]
+fn wycheproof_rsa_pkcs1_group_jwks_parse_to_the_same_key() {
+    for doc in [load(RSA_2048), load(RSA_3072)] {
+        for group in groups(&doc) {
+            let from_jwk = parse_jwk(object(&group["keyJwk"])).unwrap();
+            assert_eq!(
+                from_jwk.key().clone_material(),
+                rsa_key(group).clone_material()
+            );
+            assert!(from_jwk.allows(Algorithm::Rs256) && !from_jwk.allows(Algorithm::Ps256));
+        }
+    }
+}
+
+#[test]
+fn all_wycheproof_rsa_pss_sha256_mgf1_32_vectors_2048_and_3072_give_the_expected_verdict_as_ps256()
+{
+    for (text, counts) in [(PSS_2048, (63, 0, 45)), (PSS_3072, (63, 0, 45))] {
+        let doc = load(text);
+        assert_eq!(doc["numberOfTests"], 108);
+        for group in groups(&doc) {
+            assert_eq!(
+                (&group["sha"], &group["mgfSha"], &group["sLen"]),
+                (&json!("SHA-256"), &json!("SHA-256"), &json!(32))
+            );
+        }
+        assert_eq!(run_signature_file(&doc, Algorithm::Ps256, rsa_key), counts);
+    }
+}
+
+#[test]
+fn all_151_wycheproof_ed25519_vectors_give_the_expected_verdict_as_eddsa() {
+    let doc = load(ED25519);
+    assert_eq!(doc["numberOfTests"], 151);
+    let key_of = |group: &Value| {
+        let from_jwk = parse_jwk(object(&group["publicKeyJwk"])).expect("Ed25519 JWK loads");
+        let raw: [u8; 32] = hex(group["publicKey"]["pk"].as_str().unwrap())
+            .try_into()
+            .unwrap();
+        match from_jwk.key() {
+            PublicKey::Ed25519(x) => assert_eq!(*x, raw, "JWK and raw key agree"),
+            other => panic!("not Ed25519: {other:?}"),
+        }
+        from_jwk.key().clone()
+    };
+    assert_eq!(
+        run_signature_file(&doc, Algorithm::EdDsa, key_of),
+        (88, 0, 63)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (g) Wycheproof JWS RS256 and PS256 groups through the full verifier, with both enabled.
+
+#[test]
+fn wycheproof_rs256_and_ps256_jws_vectors_verify_when_valid_and_are_refused_otherwise() {
+    let doc = load(JWS);
+    let mut policy = signature_isolating_policy();
+    policy.algorithms = vec![Algorithm::Rs256, Algorithm::Ps256];
+    let (mut valid, mut invalid, mut not_applicable) = (0, 0, 0);
+    let mut wrong = Vec::new();
+    for group in groups(&doc) {
+        let Some(public) = group.get("public") else {
+            continue;
+        };
+        if public["kty"] != "RSA" {
+            continue;
+        }
+        let Ok((keys, _)) = KeySet::parse(&jwks_of(&[public])) else {
+            // PS512 and `use: enc` keys are refused, so none of their tokens can verify.
+            for test in tests(group) {
+                let got = jwt::verify(
+                    test["jws"].as_str().unwrap(),
+                    &KeySet::default(),
+                    &policy,
+                    NOW,
+                );
+                assert!(got.is_err());
+                not_applicable += 1;
+            }
+            continue;
+        };
+        for test in tests(group) {
+            let jws = test["jws"].as_str().unwrap();
+            let got = jwt::verify(jws, &keys, &policy, NOW);
+            let alg = jws
+                .split('.')
+                .next()
+                .and_then(|h| {
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h)
+                        .ok()
+                })
+                .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+                .and_then(|h| h["alg"].as_str().map(str::to_owned));
+            let supported = matches!(alg.as_deref(), Some("RS256" | "PS256"));
+            // Payloads are not claim sets: "the signature verified" shows as a refused payload.
+            let signature_accepted = got == Err(JwtError::NotJsonObject(Segment::Payload));
+            let ok = match test["result"].as_str().unwrap() {
+                "valid" if supported => {
+                    valid += 1;
+                    signature_accepted
+                }
+                // RFC 7520 figure 20 is PS384, which is not offered.
+                "valid" => {
+                    not_applicable += 1;
+                    got == Err(JwtError::AlgNotAllowed)
+                }
+                _ => {
+                    invalid += 1;
+                    got.is_err() && !signature_accepted
+                }
+            };
+            if !ok {
+                wrong.push((
+                    group["comment"].clone(),
+                    tc_id(test),
+                    test["comment"].clone(),
+                    got,
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts: {wrong:?}");
+    // Valid: rs256 1 + RS256_2048 5 + ps256 6 + RFC 7520 figure 13 twice. Invalid: the rs256
+    // group's 225 and the ps256 group's 42.
+    assert_eq!(
+        (valid, invalid),
+        (14, 267),
+        "not applicable: {not_applicable}"
+    );
 }
