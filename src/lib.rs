@@ -70,6 +70,7 @@
 
 pub mod auth;
 mod body;
+mod conn;
 mod core;
 pub mod defaults;
 mod http;
@@ -84,6 +85,7 @@ mod serve;
 mod server;
 mod sources;
 mod sse;
+mod tls;
 mod tool;
 
 pub use crate::core::catalog::Change;
@@ -103,6 +105,7 @@ pub use serde_json;
 pub use serve::Listener;
 pub use server::{BuildError, Server, ServerBuilder};
 pub use sources::{Clock, RandomError, RandomSource, SystemClock, SystemRandom};
+pub use tls::{TlsConfig, TlsError};
 pub use tool::{
     content, CallToolResult, HandlerError, NoArguments, Tool, ToolAnnotations, ToolError,
     ToolHandler, ToolResult,
