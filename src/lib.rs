@@ -70,6 +70,7 @@
 
 pub mod auth;
 mod body;
+mod conn;
 /// The binary's dev issuer, for the crate's own tests (which also name the crate `vouch_mcp`,
 /// as the file does).
 #[cfg(test)]
@@ -92,6 +93,7 @@ mod serve;
 mod server;
 mod sources;
 mod sse;
+mod tls;
 mod tool;
 
 pub use crate::core::catalog::Change;
@@ -111,6 +113,7 @@ pub use serde_json;
 pub use serve::Listener;
 pub use server::{BuildError, Server, ServerBuilder};
 pub use sources::{Clock, RandomError, RandomSource, SystemClock, SystemRandom};
+pub use tls::{TlsConfig, TlsError};
 pub use tool::{
     content, CallToolResult, HandlerError, NoArguments, Tool, ToolAnnotations, ToolError,
     ToolHandler, ToolResult,

@@ -1,4 +1,4 @@
-//! The accept loop: serving any listener (TCP, Unix sockets) with HTTP/1.1, the connection cap, idle and write timeouts, and graceful shutdown.
+//! The accept loop: serving any listener (TCP, Unix sockets), in the clear or over TLS, with HTTP/1.1 (and HTTP/2 with the `http2` feature), the connection cap, idle and write timeouts, and graceful shutdown.
 //!
 //! Connections are counted; at [`ServerBuilder::max_connections`](crate::ServerBuilder::max_connections)
 //! the longest-idle connection (one with no request in flight) is closed to admit the new one,
@@ -18,15 +18,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{self, ConnConfig};
 use crate::http::error::TransportError;
 use crate::log;
 use crate::runtime::context::CancelToken;
 use crate::server::Server;
+use crate::tls::TlsConfig;
 
 /// Something that accepts connections: implemented for tokio's TCP and Unix listeners.
 pub trait Listener: Send + 'static {
@@ -278,9 +279,36 @@ fn refuse<Io: AsyncWrite + Send + Unpin + 'static>(mut io: Io, why: TransportErr
 impl Server {
     /// Serves connections from `listener` until `shutdown` completes, then stops accepting, ends
     /// SSE streams, gives in-flight requests the grace period to finish, and cancels the rest.
+    ///
+    /// With the `http2` feature, a connection that opens with the HTTP/2 preface is served as
+    /// prior-knowledge h2c; any other as HTTP/1.1.
     pub async fn serve<L: Listener>(
         self,
+        listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        self.accept_loop(listener, None, shutdown).await
+    }
+
+    /// As [`Server::serve`], over TLS with the certificate `tls` holds at each handshake (so a
+    /// [`TlsConfig::reload`] applies to new connections, and open ones stay as they are). The
+    /// handshake runs on the connection's own task, within the header read timeout, and counts
+    /// against the connection cap like any open connection. With the `http2` feature, clients
+    /// that negotiate ALPN `h2` get HTTP/2.
+    pub async fn serve_tls<L: Listener>(
+        self,
+        listener: L,
+        tls: TlsConfig,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let acceptor = TlsAcceptor::from(tls.server_config());
+        self.accept_loop(listener, Some(acceptor), shutdown).await
+    }
+
+    async fn accept_loop<L: Listener>(
+        self,
         mut listener: L,
+        tls: Option<TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         if self.auth_disabled() {
@@ -289,6 +317,10 @@ impl Server {
             ));
         }
         let service = self.service();
+        let config = Arc::new(ConnConfig {
+            tls,
+            header_read_timeout: self.header_read_timeout,
+        });
         // Fired at shutdown: every connection finishes what it is answering and closes.
         let stopping = CancelToken::new();
         let registry = Arc::new(Registry {
@@ -350,30 +382,22 @@ impl Server {
                 timeout: self.write_timeout,
                 stalled: None,
             };
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(self.header_read_timeout)
-                .serve_connection(
-                    TokioIo::new(io),
-                    service.for_connection(peer, state.clone()),
-                );
-            let (registry, stopping) = (registry.clone(), stopping.clone());
+            let service = service.for_connection(peer, state.clone());
+            let (registry, stopping, config) = (registry.clone(), stopping.clone(), config.clone());
             tokio::spawn(async move {
-                tokio::pin!(conn);
-                let result = tokio::select! {
-                    r = conn.as_mut() => r,
-                    () = state.close.notified() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                    () = stopping.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
+                // Evicted as the idlest, closed as idle, or the server stopping: the connection
+                // finishes what it is answering and closes (before HTTP, it is dropped).
+                let close = async {
+                    tokio::select! {
+                        () = state.close.notified() => {}
+                        () = stopping.cancelled() => {}
                     }
                 };
+                let result = conn::serve(io, service, &config, close).await;
                 registry.remove(id);
                 if let Err(e) = result {
-                    log::debug(format_args!("connection ended: {e}"));
+                    let peer = peer.map_or_else(String::new, |p| format!(" peer={p}"));
+                    log::debug(format_args!("connection ended: {e}{peer}"));
                 }
             });
         }

@@ -411,6 +411,15 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a connection may take to send a request head, in [`Server::serve`]'s accept
+    /// loop; it also bounds the TLS handshake ([`Server::serve_tls`]) and, with the `http2`
+    /// feature, the wait for a connection's first bytes. Defaults to
+    /// [`defaults::HEADER_READ_TIMEOUT`] (30 s).
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
+        self
+    }
+
     /// How long a client may take to send its body. Defaults to 30 s.
     pub fn body_timeout(mut self, d: Duration) -> Self {
         self.body_timeout = d;

@@ -38,6 +38,26 @@ struct FixtureServer {
     issuer: DevIssuer,
     /// Kept alive for the service's background tasks.
     _server: vouch_mcp::Server,
+    /// For the h2c pass: the loopback address the same server is served on, and its stop signal.
+    h2c: Option<(std::net::SocketAddr, vouch_mcp::CancelToken)>,
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        if let Some((_, stop)) = &self.h2c {
+            stop.cancel();
+        }
+    }
+}
+
+/// How the harness reaches each fixture's server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// `http::Request`s handed straight to the service.
+    InProcess,
+    /// Over a loopback socket, one prior-knowledge h2c connection per exchange.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    H2c,
 }
 
 impl FixtureServer {
@@ -78,6 +98,18 @@ const SETUP_CLIENT_INFO: &str = r#"{"name":"fixtures","version":"0"}"#;
 
 #[tokio::test]
 async fn protocol_fixtures_replay() {
+    replay_all(Transport::InProcess).await;
+}
+
+/// The same fixtures over a socket, as HTTP/2 with prior knowledge: the fixture's Host becomes
+/// `:authority`, every other header and byte is sent as written.
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn protocol_fixtures_replay_over_h2c() {
+    replay_all(Transport::H2c).await;
+}
+
+async fn replay_all(transport: Transport) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-fixtures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
@@ -89,7 +121,7 @@ async fn protocol_fixtures_replay() {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let started = std::time::Instant::now();
-        let errs = run_file(file, &name).await;
+        let errs = run_file(file, &name, transport).await;
         let ms = started.elapsed().as_millis();
         if errs.is_empty() {
             println!("ok    {name} ({ms} ms)");
@@ -131,7 +163,7 @@ async fn protocol_fixtures_replay() {
 // One fixture file
 // ------------------------------------------------------------------------------------------
 
-async fn run_file(path: &Path, name: &str) -> Vec<String> {
+async fn run_file(path: &Path, name: &str, transport: Transport) -> Vec<String> {
     let mut errs = Vec::new();
     if !valid_file_name(name) {
         errs.push(
@@ -178,7 +210,7 @@ async fn run_file(path: &Path, name: &str) -> Vec<String> {
         }
     };
     let setup = fixture.get("setup").cloned().unwrap_or(Value::Null);
-    let server = match start_server(&setup).await {
+    let server = match start_server(&setup, transport).await {
         Ok(s) => s,
         Err(e) => {
             errs.push(e);
@@ -433,7 +465,7 @@ fn ask_model() -> Tool {
     )
 }
 
-async fn start_server(setup: &Value) -> Result<FixtureServer, String> {
+async fn start_server(setup: &Value, transport: Transport) -> Result<FixtureServer, String> {
     let mut opts = Options::default();
     let (mut progress, mut with_features) = (false, false);
     if !setup.is_null() {
@@ -495,10 +527,28 @@ async fn start_server(setup: &Value) -> Result<FixtureServer, String> {
         }));
     }
     let (server, issuer) = build(opts, RESOURCE);
+    let h2c = match transport {
+        Transport::InProcess => None,
+        Transport::H2c => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("bind: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let stop = vouch_mcp::CancelToken::new();
+            let s2 = stop.clone();
+            tokio::spawn(
+                server
+                    .clone()
+                    .serve(listener, async move { s2.cancelled().await }),
+            );
+            Some((addr, stop))
+        }
+    };
     Ok(FixtureServer {
         service: server.service(),
         issuer,
         _server: server,
+        h2c,
     })
 }
 
@@ -589,7 +639,7 @@ async fn run_setup(
             "application/json, text/event-stream".to_owned(),
         ),
     ];
-    let r = send(&s.service, "POST", "/mcp", &headers, body.as_bytes(), false).await?;
+    let r = send(s, "POST", "/mcp", &headers, body.as_bytes(), false).await?;
     if r.status != 200 {
         return Err(format!("initialize answered {}: {}", r.status, r.text()));
     }
@@ -617,7 +667,7 @@ async fn run_setup(
         headers.push(("MCP-Protocol-Version".to_owned(), version.to_owned()));
     }
     let body = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    let r = send(&s.service, "POST", "/mcp", &headers, body, false).await?;
+    let r = send(s, "POST", "/mcp", &headers, body, false).await?;
     if r.status != 202 {
         return Err(format!(
             "notifications/initialized answered {}: {}",
@@ -756,7 +806,7 @@ async fn run_step(
         Err(e) => return vec![e],
     };
     let reply = match send(
-        &s.service,
+        s,
         &built.method,
         &built.path,
         &built.headers,
@@ -1218,13 +1268,18 @@ impl RawReply {
 /// bytes sent), as a raw HTTP/1.1 client would. With `head_only`, takes the status and
 /// headers and drops the body (for streams that stay open).
 async fn send(
-    service: &McpService,
+    s: &FixtureServer,
     method: &str,
     path: &str,
     headers: &[(String, String)],
     body: &[u8],
     head_only: bool,
 ) -> Result<RawReply, String> {
+    #[cfg(feature = "http2")]
+    if let Some((addr, _)) = &s.h2c {
+        return send_h2c(*addr, method, path, headers, body, head_only).await;
+    }
+    let service = &s.service;
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     let mut req = http::Request::builder().method(method).uri(path);
     if !has("host") {
@@ -1269,6 +1324,90 @@ async fn send(
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("no complete response within {REQUEST_TIMEOUT:?}"))
+}
+
+/// One exchange on a fresh prior-knowledge h2c connection. The fixture's Host (or the default)
+/// is the URI's authority, which hyper sends as `:authority`; HTTP/2 has no other place for it.
+#[cfg(feature = "http2")]
+async fn send_h2c(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    head_only: bool,
+) -> Result<RawReply, String> {
+    let authority = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(HOST, |(_, v)| v.as_str());
+    let mut req = http::Request::builder()
+        .method(method)
+        .version(http::Version::HTTP_2)
+        .uri(format!("http://{authority}{path}"));
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        let value =
+            http::HeaderValue::from_bytes(v.as_bytes()).map_err(|e| format!("header {k}: {e}"))?;
+        req = req.header(k.as_str(), value);
+    }
+    if !has("content-length") && (!body.is_empty() || method == "POST") {
+        req = req.header("content-length", body.len());
+    }
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| format!("request: {e}"))?;
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .map_err(|e| format!("h2c handshake: {e}"))?;
+        tokio::spawn(conn);
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("h2c request: {e}"))?;
+        if resp.version() != http::Version::HTTP_2 {
+            return Err(format!("answered over {:?}", resp.version()));
+        }
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = if head_only {
+            Vec::new()
+        } else {
+            resp.into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("h2c body: {e}"))?
+                .to_bytes()
+                .to_vec()
+        };
+        Ok(RawReply {
+            status,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no complete response within {REQUEST_TIMEOUT:?}"))?
 }
 
 #[test]

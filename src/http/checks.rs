@@ -3,7 +3,7 @@
 use std::fmt;
 
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Uri, Version};
 
 use crate::auth::fetch::is_loopback_host;
 
@@ -21,11 +21,11 @@ pub(crate) struct HostPolicy {
 /// Why Host/Origin was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HostError {
-    /// No Host header (HTTP/1.1 requires one): 400.
+    /// No Host header (HTTP/1.1 requires one), or neither `:authority` nor Host (HTTP/2): 400.
     MissingHost,
     /// More than one Host header (RFC 9112 section 3.2): 400.
     RepeatedHost,
-    /// A Host that is not `host[:port]`: 400.
+    /// A Host that is not `host[:port]`, or (HTTP/2) a Host that differs from `:authority`: 400.
     MalformedHost(String),
     /// An absolute-form request target naming a host this server does not serve: 400.
     ForeignAuthority(String),
@@ -92,6 +92,53 @@ impl HostPolicy {
         self.any_host || is_loopback_host(name) || self.allowed_hosts.iter().any(|h| h == name)
     }
 
+    /// [`HostPolicy::check`] for HTTP/1.x, [`HostPolicy::check_h2`] for HTTP/2: the same names
+    /// are allowed and refused with the same statuses over both.
+    pub(crate) fn check_for(
+        &self,
+        version: Version,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(), HostError> {
+        if version == Version::HTTP_2 {
+            self.check_h2(uri, headers)
+        } else {
+            self.check(uri, headers)
+        }
+    }
+
+    /// HTTP/2 (RFC 9113 section 8.3.1): `:authority` (the request URI's authority) plays the
+    /// part of Host; a request may carry Host instead, and one carrying both must name the same
+    /// authority in each. Then the Origin, as for HTTP/1.1.
+    pub(crate) fn check_h2(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), HostError> {
+        let mut hosts = headers.get_all(HOST).iter();
+        let host = hosts.next();
+        if hosts.next().is_some() {
+            return Err(HostError::RepeatedHost);
+        }
+        let host = host
+            .map(|h| {
+                h.to_str().map_err(|_| {
+                    HostError::MalformedHost(String::from_utf8_lossy(h.as_bytes()).into())
+                })
+            })
+            .transpose()?;
+        let given = match (uri.authority().map(|a| a.as_str()), host) {
+            (Some(authority), Some(host)) if !authority.eq_ignore_ascii_case(host) => {
+                return Err(HostError::MalformedHost(host.to_owned()))
+            }
+            (Some(authority), _) => authority,
+            (None, Some(host)) => host,
+            (None, None) => return Err(HostError::MissingHost),
+        };
+        let name =
+            parse_authority(given).ok_or_else(|| HostError::MalformedHost(given.to_owned()))?;
+        if !self.host_allowed(&name) {
+            return Err(HostError::HostNotAllowed(given.to_owned()));
+        }
+        self.check_origin(headers)
+    }
+
     /// Checks the Host (or an absolute-form target's authority, which replaces it), then the
     /// Origin when present (non-browser clients send none).
     pub(crate) fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), HostError> {
@@ -115,6 +162,11 @@ impl HostPolicy {
         } else if !self.host_allowed(&name) {
             return Err(HostError::HostNotAllowed(host.to_owned()));
         }
+        self.check_origin(headers)
+    }
+
+    /// A present Origin must be allowed.
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), HostError> {
         if let Some(origin) = headers.get(ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !self.origin_allowed(origin) {
@@ -272,6 +324,59 @@ mod tests {
         assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
         assert_eq!(
             policy().check(&origin_form(), &HeaderMap::new()),
+            Err(HostError::MissingHost)
+        );
+    }
+
+    #[test]
+    fn http2_authority_is_the_host_with_the_same_answers() {
+        let at = |a: &str| Uri::try_from(format!("https://{a}/mcp")).unwrap();
+        let p = policy();
+        let v2 = Version::HTTP_2;
+        assert_eq!(
+            p.check_for(v2, &at("localhost:3000"), &HeaderMap::new()),
+            Ok(())
+        );
+        assert_eq!(
+            p.check_for(v2, &at("mcp.example.com"), &HeaderMap::new()),
+            Ok(())
+        );
+        // A foreign :authority is a foreign Host (403), not an absolute-form target (400).
+        assert!(matches!(
+            p.check_for(v2, &at("evil.example"), &HeaderMap::new()),
+            Err(HostError::HostNotAllowed(_))
+        ));
+        // Host alone stands in for :authority; neither is a 400.
+        assert_eq!(
+            p.check_for(v2, &origin_form(), &h(&[(HOST, "localhost")])),
+            Ok(())
+        );
+        assert!(matches!(
+            p.check_for(v2, &origin_form(), &h(&[(HOST, "evil.example")])),
+            Err(HostError::HostNotAllowed(_))
+        ));
+        assert_eq!(
+            p.check_for(v2, &origin_form(), &HeaderMap::new()),
+            Err(HostError::MissingHost)
+        );
+        // Both, naming different authorities: malformed.
+        assert!(matches!(
+            p.check_for(v2, &at("localhost:3000"), &h(&[(HOST, "evil.example")])),
+            Err(HostError::MalformedHost(_))
+        ));
+        assert_eq!(
+            p.check_for(v2, &at("localhost:3000"), &h(&[(HOST, "LOCALHOST:3000")])),
+            Ok(())
+        );
+        let r = p.check_for(
+            v2,
+            &at("localhost:3000"),
+            &h(&[(ORIGIN, "http://evil.example")]),
+        );
+        assert!(matches!(r, Err(HostError::OriginNotAllowed(_))));
+        // HTTP/1.1 keeps its own rules through the same entry point.
+        assert_eq!(
+            p.check_for(Version::HTTP_11, &origin_form(), &HeaderMap::new()),
             Err(HostError::MissingHost)
         );
     }

@@ -359,7 +359,11 @@ impl Shared {
         B::Data: Send,
     {
         // DNS-rebinding protection comes before anything else, auth included.
-        if let Err(e) = self.config.hosts.check(req.uri(), req.headers()) {
+        if let Err(e) = self
+            .config
+            .hosts
+            .check_for(req.version(), req.uri(), req.headers())
+        {
             fields.detail = Some(e.to_string());
             return TransportError::Host(e).response();
         }

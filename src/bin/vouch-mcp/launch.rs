@@ -7,7 +7,7 @@ use vouch_mcp::auth::fetch::HttpFetcher;
 use vouch_mcp::auth::refresh::RefreshPolicy;
 use vouch_mcp::auth::{AudiencePolicy, Authenticator, JwksCache, Policy, TypPolicy};
 use vouch_mcp::log::{self, Level};
-use vouch_mcp::{Server, ServerBuilder};
+use vouch_mcp::{Server, ServerBuilder, TlsConfig};
 
 use crate::dev::DevIssuer;
 use crate::dev_routes;
@@ -27,6 +27,8 @@ pub(crate) struct Launched {
     pub jwks_url: String,
     /// The dev issuer, under `--dev`.
     pub dev: Option<Arc<DevIssuer>>,
+    /// The certificate and key, when the server speaks https.
+    pub tls: Option<TlsConfig>,
     /// The verification policy in force.
     #[cfg_attr(not(test), allow(dead_code))]
     pub policy: Policy,
@@ -35,6 +37,18 @@ pub(crate) struct Launched {
 /// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
 /// (it starts the JWKS refresher). The server starts even when the issuer is down.
 pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            let tls = TlsConfig::from_pem_files(&files.cert, &files.key)
+                .map_err(|e| ConfigError(format!("MCP_TLS_CERT_FILE/MCP_TLS_KEY_FILE: {e}")))?;
+            if !config.tls_watch.is_zero() {
+                tls.watch(config.tls_watch)
+                    .map_err(|e| ConfigError(format!("MCP_TLS_WATCH_SECS: {e}")))?;
+            }
+            Some(tls)
+        }
+    };
     let resource_url = config.resource_url_for(port);
     let dev = config.dev.then(|| {
         Arc::new(DevIssuer::generate(
@@ -146,6 +160,7 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
         issuer,
         jwks_url,
         dev,
+        tls,
         policy,
     })
 }

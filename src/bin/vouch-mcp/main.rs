@@ -97,7 +97,17 @@ async fn run(config: settings::Config) -> ExitCode {
     if let Some(dev) = &launched.dev {
         print_dev_banner(dev, launched.server.resource_url(), port);
     }
-    let code = match launched.server.serve(listener, shutdown_signal()).await {
+    let served = match launched.tls {
+        Some(tls) => {
+            reload_on_sighup(tls.clone());
+            launched
+                .server
+                .serve_tls(listener, tls, shutdown_signal())
+                .await
+        }
+        None => launched.server.serve(listener, shutdown_signal()).await,
+    };
+    let code = match served {
         Ok(()) => {
             log::write(Level::Info, format_args!("stopped"));
             ExitCode::SUCCESS
@@ -140,6 +150,43 @@ Mint more tokens:\n\
   curl -s -X POST {issuer}/token -d '{{\"sub\":\"bob\",\"email\":\"bob@example.com\",\"hardware_verified\":true,\"ttl_secs\":600}}'\n",
         issuer = dev.issuer(),
     );
+}
+
+/// Rereads the TLS certificate and key on every SIGHUP; a refused pair is logged and the pair
+/// in use stays.
+fn reload_on_sighup(tls: vouch_mcp::TlsConfig) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                log::write(
+                    Level::Warn,
+                    format_args!("tls: no SIGHUP reloads (cannot listen for SIGHUP: {e})"),
+                );
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => log::write(
+                        Level::Info,
+                        format_args!("tls: SIGHUP: reloaded the certificate and key"),
+                    ),
+                    Err(e) => log::write(
+                        Level::Warn,
+                        format_args!(
+                            "tls: SIGHUP: reload refused, keeping the certificate in use: {e}"
+                        ),
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Completes on SIGINT or SIGTERM.

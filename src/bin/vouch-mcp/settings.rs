@@ -238,7 +238,7 @@ setting!(ISSUER: String = "VOUCH_ISSUER", "--issuer", Default::Text("https://us.
     "token issuer; `iss` must equal it byte for byte");
 setting!(JWKS_URL: String = "VOUCH_JWKS_URL", "--jwks-url", Default::Derived("{issuer}/oauth/jwks"), url,
     "JWKS location (https, or http on loopback only)");
-setting!(RESOURCE_URL: String = "MCP_RESOURCE_URL", "--resource-url", Default::Derived("http://localhost:{PORT}/mcp"), url,
+setting!(RESOURCE_URL: String = "MCP_RESOURCE_URL", "--resource-url", Default::Derived("http://localhost:{PORT}/mcp (https with TLS)"), url,
     "canonical public URL of the MCP endpoint");
 setting!(AUDIENCE: Vec<String> = "VOUCH_AUDIENCE", "--audience", Default::Derived("the resource URL"), list,
     "accepted `aud` values, comma-separated");
@@ -323,6 +323,12 @@ setting!(SHUTDOWN_GRACE: Duration = "MCP_SHUTDOWN_GRACE_SECS", "--shutdown-grace
     "time in-flight requests get on SIGINT/SIGTERM");
 setting!(STATE_KEY_FILE: PathBuf = "MCP_STATE_KEY_FILE", "--state-key-file", Default::Derived("random per process"), path,
     "file holding the 32-byte `requestState` secret (raw, or 64 hex digits); replicas share it");
+setting!(TLS_CERT_FILE: PathBuf = "MCP_TLS_CERT_FILE", "--tls-cert-file", Default::None, path,
+    "PEM certificate chain, leaf first; with `MCP_TLS_KEY_FILE` the server speaks https, reloading both on SIGHUP or a change");
+setting!(TLS_KEY_FILE: PathBuf = "MCP_TLS_KEY_FILE", "--tls-key-file", Default::None, path,
+    "PEM private key of the certificate (ECDSA or RSA; PKCS#8, SEC1 or PKCS#1)");
+setting!(TLS_WATCH: Duration = "MCP_TLS_WATCH_SECS", "--tls-watch-secs", Default::Text("10"), secs,
+    "how often the TLS files are checked for a change (`0`: only on SIGHUP)");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
     "`off`, `error`, `warn`, `info`, `debug`");
 
@@ -363,6 +369,9 @@ static ALL: &[&dyn Described] = &[
     &SSE_KEEPALIVE,
     &SHUTDOWN_GRACE,
     &STATE_KEY_FILE,
+    &TLS_CERT_FILE,
+    &TLS_KEY_FILE,
+    &TLS_WATCH,
     &LOG,
 ];
 
@@ -405,7 +414,17 @@ pub(crate) struct Config {
     pub(crate) sse_keepalive: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) state_key_file: Option<PathBuf>,
+    /// The TLS certificate chain and key files, when the server speaks https.
+    pub(crate) tls: Option<TlsFiles>,
+    pub(crate) tls_watch: Duration,
     pub(crate) log: Level,
+}
+
+/// `MCP_TLS_CERT_FILE` and `MCP_TLS_KEY_FILE`, given together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// What the command line asked for.
@@ -515,6 +534,22 @@ pub(crate) fn parse(
             "--dev binds loopback only; refusing host {host} (from HOST or --host; use 127.0.0.1)"
         )));
     }
+    let tls = match (TLS_CERT_FILE.get(&src)?, TLS_KEY_FILE.get(&src)?) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => {
+            return Err(ConfigError(format!(
+                "{} and {} go together: give both for https, or neither",
+                TLS_CERT_FILE.env, TLS_KEY_FILE.env
+            )))
+        }
+    };
+    if dev && tls.is_some() {
+        return Err(ConfigError(format!(
+            "--dev serves plain http on loopback; {} and {} are for a real issuer",
+            TLS_CERT_FILE.env, TLS_KEY_FILE.env
+        )));
+    }
     Ok(Command::Run(Box::new(Config {
         dev,
         issuer: ISSUER.value(&src)?,
@@ -552,6 +587,8 @@ pub(crate) fn parse(
         sse_keepalive: SSE_KEEPALIVE.value(&src)?,
         shutdown_grace: SHUTDOWN_GRACE.value(&src)?,
         state_key_file: STATE_KEY_FILE.get(&src)?,
+        tls,
+        tls_watch: TLS_WATCH.value(&src)?,
         log: LOG.value(&src)?,
     })))
 }
@@ -588,11 +625,12 @@ pub(crate) fn read_state_key(path: &std::path::Path) -> Result<[u8; 32], ConfigE
 }
 
 impl Config {
-    /// The resource URL once the real port is known.
+    /// The resource URL once the real port is known: https when the server speaks TLS.
     pub(crate) fn resource_url_for(&self, port: u16) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.resource_url
             .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}/mcp"))
+            .unwrap_or_else(|| format!("{scheme}://localhost:{port}/mcp"))
     }
 }
 
@@ -738,6 +776,53 @@ mod tests {
             .contains("MCP_STATE_KEY_FILE"));
         assert!(read_state_key(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_files_go_together_and_make_the_default_resource_url_https() {
+        let c = run(
+            &["--tls-cert-file", "/c.pem"],
+            &[("MCP_TLS_KEY_FILE", "/k.pem")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        assert_eq!(c.resource_url_for(8443), "https://localhost:8443/mcp");
+        assert_eq!(c.tls_watch, Duration::from_secs(10));
+        // An explicit resource URL is kept as given.
+        let c = run(
+            &["--tls-cert-file", "/c", "--tls-key-file", "/k"],
+            &[
+                ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
+                ("MCP_TLS_WATCH_SECS", "0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.resource_url_for(1), "https://mcp.example.com/mcp");
+        assert_eq!(c.tls_watch, Duration::ZERO);
+        assert_eq!(run(&[], &[]).unwrap().tls, None);
+        for env in [[("MCP_TLS_CERT_FILE", "/c")], [("MCP_TLS_KEY_FILE", "/k")]] {
+            let e = run(&[], &env).unwrap_err();
+            assert!(
+                e.0.contains("MCP_TLS_CERT_FILE and MCP_TLS_KEY_FILE"),
+                "{e}"
+            );
+        }
+        let e = run(
+            &["--dev", "--tls-cert-file", "/c", "--tls-key-file", "/k"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("--dev"), "{e}");
+        assert!(run(&[], &[("MCP_TLS_WATCH_SECS", "soon")])
+            .unwrap_err()
+            .0
+            .contains("MCP_TLS_WATCH_SECS"));
     }
 
     #[test]

