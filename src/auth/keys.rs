@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::fetch::{FetchError, HttpFetcher};
 use super::jwks::{JwksParseError, KeySet};
 use super::refresh::RefreshPolicy;
+use super::stats::{Counters, KeyStatus};
 use crate::log;
 
 /// A boxed future, as returned by [`KeyProvider::refresh_for_unknown_kid`].
@@ -25,6 +26,14 @@ pub trait KeyProvider: Send + Sync + 'static {
         &'a self,
         stale: &'a Arc<KeySet>,
     ) -> BoxFuture<'a, Option<Arc<KeySet>>>;
+
+    /// The source's state for readiness and metrics. The default knows only the current set.
+    fn status(&self) -> KeyStatus {
+        KeyStatus {
+            keys: self.current().ok().map(|k| k.len()),
+            ..KeyStatus::default()
+        }
+    }
 }
 
 /// A fixed key set (embedding with pinned keys, tests).
@@ -84,6 +93,8 @@ struct Inner {
     /// Held for the duration of a fetch: every fetch, scheduled or kid-driven, is single-flight.
     fetch_lock: tokio::sync::Mutex<()>,
     fetch_count: std::sync::atomic::AtomicU64,
+    /// Fetches that succeeded (a) and failed (b), and when the current set arrived.
+    outcomes: Counters,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +115,7 @@ impl JwksCache {
                 state: Mutex::new(FetchState::default()),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 fetch_count: Default::default(),
+                outcomes: Counters::default(),
             }),
         }
     }
@@ -171,12 +183,15 @@ impl Inner {
                     ttl.as_secs()
                 ));
                 *self.keys.write().expect("keys lock poisoned") = Some(Arc::new(set));
+                self.outcomes.bump_a();
+                self.outcomes.stamp();
                 let mut state = self.state.lock().expect("state lock poisoned");
                 state.consecutive_failures = 0;
                 state.next_attempt = Some(now + ttl);
                 Ok(ttl)
             }
             Err(e) => {
+                self.outcomes.bump_b();
                 let mut state = self.state.lock().expect("state lock poisoned");
                 state.consecutive_failures += 1;
                 let delay = self.policy.backoff(state.consecutive_failures);
@@ -199,6 +214,16 @@ impl Inner {
 }
 
 impl KeyProvider for JwksCache {
+    fn status(&self) -> KeyStatus {
+        let (fetches_ok, fetches_failed) = self.inner.outcomes.read();
+        KeyStatus {
+            keys: self.current().ok().map(|k| k.len()),
+            fetched_at: self.inner.outcomes.stamped(),
+            fetches_ok,
+            fetches_failed,
+        }
+    }
+
     fn current(&self) -> Result<Arc<KeySet>, u64> {
         if let Some(keys) = self.inner.keys.read().expect("keys lock poisoned").as_ref() {
             return Ok(keys.clone());

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod metadata;
 pub mod refresh;
+pub mod stats;
 pub mod strict_json;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use jwks::{JwksParseError, KeySet};
 pub use jwt::{AudiencePolicy, JwtError, Policy, Principal, TypPolicy};
 pub use keys::{JwksCache, KeyProvider, StaticKeys};
 pub use refresh::RefreshPolicy;
+pub use stats::{AuthStatus, KeyStatus};
 
 /// One connection's last successful verification (HTTP/1.1 requests on a connection are
 /// sequential, so the lock is never contended).
@@ -102,6 +104,8 @@ pub struct Authenticator {
     keys: Arc<dyn KeyProvider>,
     required_scopes: Vec<String>,
     verified: cache::VerifiedCache,
+    /// Cache hits (a) and full verifications (b), for metrics (boxed: `AuthMode` stays small).
+    counts: Box<stats::Counters>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -121,6 +125,17 @@ impl Authenticator {
             keys,
             required_scopes,
             verified: cache::VerifiedCache::default(),
+            counts: Box::default(),
+        }
+    }
+
+    /// The key source's state and the caches' hits and misses (readiness, metrics).
+    pub fn status(&self) -> AuthStatus {
+        let (cache_hits, cache_misses) = self.counts.read();
+        AuthStatus {
+            keys: self.keys.status(),
+            cache_hits,
+            cache_misses,
         }
     }
 
@@ -153,6 +168,7 @@ impl Authenticator {
         memo: Option<&ConnectionMemo>,
     ) -> Result<Arc<Principal>, AuthError> {
         if let Some(p) = memo.and_then(|m| m.hit(headers, self.keys.current().ok(), now)) {
+            self.counts.bump_a();
             self.check_scopes(&p, &[])?;
             return Ok(p);
         }
@@ -181,8 +197,10 @@ impl Authenticator {
             .ok()
             .and_then(|keys| self.verified.get(&key, keys, now))
         {
+            self.counts.bump_a();
             return Ok(p);
         }
+        self.counts.bump_b();
         // Otherwise: a malformed token is a 401 even before any key set exists, then the 503.
         let unverified = jwt::parse(token, &self.policy)?;
         let keys =

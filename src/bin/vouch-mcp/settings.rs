@@ -4,8 +4,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
+
 use vouch_mcp::defaults;
-use vouch_mcp::log::Level;
+use vouch_mcp::log::{Format, Level};
 
 /// Where a setting's value comes from when neither flag nor environment gives one.
 #[derive(Clone, Copy)]
@@ -191,6 +193,82 @@ fn path(s: &str) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(s))
 }
 
+fn log_format(s: &str) -> Result<Format, &'static str> {
+    Format::parse(s).ok_or("is not text or json")
+}
+
+/// `off`, or an `ip:port` to bind.
+fn metrics_addr(s: &str) -> Result<Option<SocketAddr>, &'static str> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| "is not off or an ip:port address (e.g. 127.0.0.1:9464)")
+}
+
+/// Addresses and CIDR blocks (`10.0.0.0/8`, `::1`), comma-separated.
+fn proxies(s: &str) -> Result<Vec<String>, &'static str> {
+    let entries = list(s)?;
+    let ok = |e: &str| {
+        let (addr, len) = e.split_once('/').map_or((e, None), |(a, l)| (a, Some(l)));
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            return false;
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        len.is_none_or(|l| l.parse::<u8>().is_ok_and(|n| n <= max))
+    };
+    if entries.iter().all(|e| ok(e)) {
+        Ok(entries)
+    } else {
+        Err("has an entry that is not an IP address or a CIDR block")
+    }
+}
+
+fn listen_path(s: &str) -> Result<String, &'static str> {
+    if s.starts_with('/') && !s.contains(['?', '#']) && !s.chars().any(char::is_whitespace) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be a path starting with / (no ?, # or spaces)")
+    }
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Audit {
+    /// Nowhere.
+    Off,
+    /// Standard error.
+    Stderr,
+    /// This file (appended; reopened on SIGHUP).
+    File(PathBuf),
+}
+
+fn audit(s: &str) -> Result<Audit, &'static str> {
+    Ok(match s {
+        "off" => Audit::Off,
+        "stderr" => Audit::Stderr,
+        p => Audit::File(PathBuf::from(p)),
+    })
+}
+
+/// What `sensitive-action` does for a token without `hardware_verified: true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepUpMode {
+    /// The guide's `isError` result with `hardware_key_required`.
+    Result,
+    /// HTTP 401 `insufficient_user_authentication` (RFC 9470).
+    Challenge,
+}
+
+fn step_up(s: &str) -> Result<StepUpMode, &'static str> {
+    match s {
+        "result" => Ok(StepUpMode::Result),
+        "challenge" => Ok(StepUpMode::Challenge),
+        _ => Err("is not result or challenge"),
+    }
+}
+
 macro_rules! setting {
     ($name:ident: $t:ty = $env:literal, $flag:literal, $default:expr, $parse:expr, $help:literal) => {
         const $name: Setting<$t> = Setting {
@@ -294,6 +372,18 @@ setting!(STATE_KEY_FILE: PathBuf = "MCP_STATE_KEY_FILE", "--state-key-file", Def
     "file holding the 32-byte `requestState` secret (raw, or 64 hex digits); replicas share it");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
     "`off`, `error`, `warn`, `info`, `debug`");
+setting!(LOG_FORMAT: Format = "VOUCH_MCP_LOG_FORMAT", "--log-format", Default::Text("text"), log_format,
+    "`text` (`key=value`) or `json` (one object per line)");
+setting!(METRICS_ADDR: Option<SocketAddr> = "MCP_METRICS_ADDR", "--metrics-addr", Default::Derived("off (--dev: 127.0.0.1:9464)"), metrics_addr,
+    "`ip:port` of a separate listener serving Prometheus `GET /metrics`, or `off`");
+setting!(TRUSTED_PROXIES: Vec<String> = "MCP_TRUSTED_PROXIES", "--trusted-proxies", Default::None, proxies,
+    "proxy addresses or CIDR blocks whose `X-Forwarded-For` and `X-Request-Id` are believed");
+setting!(LISTEN_PATH: String = "MCP_LISTEN_PATH", "--listen-path", Default::Derived("the resource URL's path"), listen_path,
+    "path the endpoint is served at, for a proxy that strips a prefix");
+setting!(AUDIT: Audit = "VOUCH_MCP_AUDIT", "--audit", Default::Text("off"), audit,
+    "audit log of auth decisions and tool calls: `off`, `stderr` or a file (JSON lines; reopened on SIGHUP)");
+setting!(STEP_UP: StepUpMode = "VOUCH_STEP_UP", "--step-up", Default::Text("result"), step_up,
+    "`sensitive-action` without a hardware key: `result` (the guide's `isError`) or `challenge` (401, RFC 9470)");
 
 /// Every setting, in the order `--help` and the README list them.
 static ALL: &[&dyn Described] = &[
@@ -329,6 +419,12 @@ static ALL: &[&dyn Described] = &[
     &SHUTDOWN_GRACE,
     &STATE_KEY_FILE,
     &LOG,
+    &LOG_FORMAT,
+    &METRICS_ADDR,
+    &TRUSTED_PROXIES,
+    &LISTEN_PATH,
+    &AUDIT,
+    &STEP_UP,
 ];
 
 /// The resolved configuration.
@@ -367,6 +463,15 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) state_key_file: Option<PathBuf>,
     pub(crate) log: Level,
+    pub(crate) log_format: Format,
+    /// Where the metrics listener binds (`None`: off).
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// The metrics address is the `--dev` default, not one the operator chose.
+    pub(crate) metrics_default: bool,
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) listen_path: Option<String>,
+    pub(crate) audit: Audit,
+    pub(crate) step_up: StepUpMode,
 }
 
 /// What the command line asked for.
@@ -374,6 +479,8 @@ pub(crate) struct Config {
 pub(crate) enum Command {
     /// Run the server.
     Run(Box<Config>),
+    /// Validate the settings, fetch the keys once, report, exit.
+    Check(Box<Config>),
     /// Print usage.
     Help,
     /// Print the version.
@@ -386,6 +493,7 @@ pub(crate) fn usage() -> String {
         "vouch-mcp: MCP remote server with Vouch OIDC (ES256) authorization\n\n\
          USAGE: vouch-mcp [--dev] [--FLAG VALUE]...\n\n\
          --dev    run with a built-in dev issuer on 127.0.0.1 and print ready tokens (flag only)\n\
+         --check  validate every setting, fetch the JWKS once, print what was found, exit 0 or 1\n\
          --help   this text;  --version  the version\n\n\
          Each setting is an environment variable or a flag (the flag wins):\n\n",
     );
@@ -435,12 +543,14 @@ pub(crate) fn parse(
 ) -> Result<Command, ConfigError> {
     let mut flags: Vec<(String, Option<String>)> = Vec::new();
     let mut dev = false;
+    let mut check = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
             "--dev" => dev = true,
+            "--check" => check = true,
             a if a.starts_with("--") => {
                 let (name, inline) = match a.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_owned())),
@@ -476,7 +586,9 @@ pub(crate) fn parse(
             "--dev binds loopback only; refusing host {host} (from HOST or --host; use 127.0.0.1)"
         )));
     }
-    Ok(Command::Run(Box::new(Config {
+    let metrics = METRICS_ADDR.get(&src)?;
+    let dev_metrics: SocketAddr = ([127, 0, 0, 1], 9464).into();
+    let config = Box::new(Config {
         dev,
         issuer: ISSUER.value(&src)?,
         jwks_url: JWKS_URL.get(&src)?,
@@ -510,7 +622,22 @@ pub(crate) fn parse(
         shutdown_grace: SHUTDOWN_GRACE.value(&src)?,
         state_key_file: STATE_KEY_FILE.get(&src)?,
         log: LOG.value(&src)?,
-    })))
+        log_format: LOG_FORMAT.value(&src)?,
+        metrics_addr: match metrics {
+            Some(explicit) => explicit,
+            None => dev.then_some(dev_metrics),
+        },
+        metrics_default: metrics.is_none() && dev,
+        trusted_proxies: TRUSTED_PROXIES.get(&src)?.unwrap_or_default(),
+        listen_path: LISTEN_PATH.get(&src)?,
+        audit: AUDIT.value(&src)?,
+        step_up: STEP_UP.value(&src)?,
+    });
+    Ok(if check {
+        Command::Check(config)
+    } else {
+        Command::Run(config)
+    })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -565,7 +692,7 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         match parse(&args, &lookup)? {
-            Command::Run(c) => Ok(*c),
+            Command::Run(c) | Command::Check(c) => Ok(*c),
             other => panic!("{other:?}"),
         }
     }
@@ -609,12 +736,53 @@ mod tests {
             ("VOUCH_LEEWAY_SECS", "-1"),
             ("MCP_MAX_SESSIONS", "0"),
             ("VOUCH_MCP_LOG", "loud"),
+            ("VOUCH_MCP_LOG_FORMAT", "xml"),
+            ("MCP_METRICS_ADDR", "9464"),
+            ("MCP_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("MCP_TRUSTED_PROXIES", "proxy.internal"),
+            ("MCP_LISTEN_PATH", "mcp"),
+            ("VOUCH_STEP_UP", "maybe"),
         ] {
             let e = run(&[], &[(k, v)]).unwrap_err();
             assert!(e.0.contains(k), "{k}={v}: {e}");
         }
         assert!(run(&["--bogus"], &[]).unwrap_err().0.contains("--bogus"));
         assert!(run(&["--port", "x"], &[]).unwrap_err().0.contains("--port"));
+    }
+
+    #[test]
+    fn operations_settings_parse() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(
+            (c.log_format, c.metrics_addr, c.audit.clone()),
+            (Format::Text, None, Audit::Off)
+        );
+        assert_eq!(c.step_up, StepUpMode::Result);
+        let dev = run(&["--dev"], &[]).unwrap();
+        assert_eq!(dev.metrics_addr, Some(([127, 0, 0, 1], 9464).into()));
+        assert!(dev.metrics_default);
+        let off = run(&["--dev", "--metrics-addr", "off"], &[]).unwrap();
+        assert_eq!((off.metrics_addr, off.metrics_default), (None, false));
+        let c = run(
+            &["--check"],
+            &[
+                ("VOUCH_MCP_LOG_FORMAT", "json"),
+                ("MCP_METRICS_ADDR", "127.0.0.1:0"),
+                ("MCP_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+                ("MCP_LISTEN_PATH", "/mcp"),
+                ("VOUCH_MCP_AUDIT", "/var/log/audit.jsonl"),
+                ("VOUCH_STEP_UP", "challenge"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.log_format, Format::Json);
+        assert_eq!(c.metrics_addr, Some(([127, 0, 0, 1], 0).into()));
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert_eq!(c.listen_path.as_deref(), Some("/mcp"));
+        assert_eq!(c.audit, Audit::File("/var/log/audit.jsonl".into()));
+        assert_eq!(c.step_up, StepUpMode::Challenge);
+        let args: Vec<String> = vec!["--check".into()];
+        assert!(matches!(parse(&args, &|_| None), Ok(Command::Check(_))));
     }
 
     #[test]
