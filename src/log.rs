@@ -317,6 +317,18 @@ pub(crate) fn emit(level: Level, time: SystemTime, message: String) {
     });
 }
 
+/// Writes a free-text line (as [`write`] does): wrapped as `{"msg":...}` in the JSON format.
+pub(crate) fn emit_text(level: Level, time: SystemTime, message: String) {
+    if format() == Format::Json {
+        let mut obj = String::with_capacity(message.len() + 12);
+        obj.push_str("{\"msg\":");
+        json_string(&mut obj, &message);
+        obj.push('}');
+        return emit(level, time, obj);
+    }
+    emit(level, time, message);
+}
+
 /// Logs at error level.
 pub(crate) fn error(args: fmt::Arguments<'_>) {
     write(Level::Error, args)

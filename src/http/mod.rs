@@ -222,7 +222,7 @@ impl Shared {
     /// Writes the summaries of rejections held back before `now`'s second (called every second).
     pub(crate) fn flush_rejections(&self, now: Now) {
         self.rejections.flush(now.unix_secs(), &mut |l| {
-            log::emit(log::Level::Info, now.system_time(), l);
+            log::emit_text(log::Level::Info, now.system_time(), l);
         });
     }
 
@@ -311,7 +311,7 @@ impl Shared {
                 rpc: fields.rpc,
                 detail: fields.detail.as_deref(),
             };
-            let mut held = |l: String| log::emit(log::Level::Info, end.system_time(), l);
+            let mut held = |l: String| log::emit_text(log::Level::Info, end.system_time(), l);
             if self.rejections.admit(&kind, end.unix_secs(), &mut held) == summary::Verdict::Held {
                 return;
             }
