@@ -13,7 +13,12 @@ use tokio::sync::mpsc;
 /// [`hyper::body::Body`], so it can be sent by hyper directly or converted into another
 /// framework's body type.
 #[derive(Debug)]
-pub struct Body(Inner, Option<crate::serve::BusyGuard>);
+pub struct Body(
+    Inner,
+    Option<crate::serve::BusyGuard>,
+    /// Counts the open stream for metrics while the body lives.
+    Option<crate::ops::OpenStream>,
+);
 
 #[derive(Debug)]
 enum Inner {
@@ -38,7 +43,7 @@ struct Bounded {
 impl Body {
     /// No body.
     pub fn empty() -> Self {
-        Self(Inner::Full(None), None)
+        Self(Inner::Full(None), None, None)
     }
 
     /// A complete body.
@@ -47,12 +52,18 @@ impl Body {
         if bytes.is_empty() {
             return Self::empty();
         }
-        Self(Inner::Full(Some(bytes)), None)
+        Self(Inner::Full(Some(bytes)), None, None)
     }
 
     /// A body fed frame by frame.
     pub(crate) fn stream(rx: mpsc::Receiver<Bytes>) -> Self {
-        Self(Inner::Stream(rx), None)
+        Self(Inner::Stream(rx), None, None)
+    }
+
+    /// Counts this stream as open (metrics) until the body is dropped.
+    pub(crate) fn counted(mut self, guard: Option<crate::ops::OpenStream>) -> Self {
+        self.2 = guard;
+        self
     }
 
     /// Marks the connection busy until this body is finished or dropped.
@@ -77,6 +88,7 @@ impl Body {
                 done: false,
                 _permit: permit,
             })),
+            None,
             None,
         )
     }

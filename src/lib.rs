@@ -51,6 +51,9 @@
 //! * [`Tool`], [`prompt`], [`resource`], [`Schema`], [`RequestContext`], [`Notifier`]: what an
 //!   embedder defines and uses; [`ServerBuilder`] and [`Server`]: configuration and serving.
 //! * [`Clock`], [`RandomSource`], [`log`]: time, randomness and the log sink, replaceable.
+//! * `ops`: request ids, client addresses behind trusted proxies, W3C trace context
+//!   ([`TraceContext`]), Prometheus metrics and the [`audit`] log; [`StepUp`]: per-tool step-up
+//!   policies (RFC 9470).
 //!
 //! # I/O
 //!
@@ -85,6 +88,7 @@ mod http;
 mod json;
 pub mod log;
 mod notify;
+mod ops;
 pub mod prompt;
 pub mod resource;
 mod runtime;
@@ -93,6 +97,7 @@ mod serve;
 mod server;
 mod sources;
 mod sse;
+mod step_up;
 mod tls;
 mod tool;
 
@@ -105,6 +110,8 @@ pub use crate::http::McpService;
 pub use auth::{Authenticator, Principal};
 pub use body::Body;
 pub use notify::Notifier;
+pub use ops::audit;
+pub use ops::request::TraceContext;
 pub use prompt::Prompt;
 pub use resource::{Resource, ResourceTemplate};
 pub use runtime::context::{CancelToken, ClientRequestError, RequestContext};
@@ -113,6 +120,7 @@ pub use serde_json;
 pub use serve::Listener;
 pub use server::{BuildError, Server, ServerBuilder};
 pub use sources::{Clock, RandomError, RandomSource, SystemClock, SystemRandom};
+pub use step_up::{StepUp, StepUpDenial};
 pub use tls::{TlsConfig, TlsError};
 pub use tool::{
     content, CallToolResult, HandlerError, NoArguments, Tool, ToolAnnotations, ToolError,

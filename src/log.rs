@@ -8,10 +8,14 @@
 //! thread through a buffered stderr. When the queue is full (stderr stalled, or a flood) the
 //! record is dropped and counted, and the writer reports the count: requests never wait for
 //! the log. An embedder can install its own sink once, before the first line is written.
+//!
+//! With [`Format::Json`] every message is a JSON object (`{"msg":...}` plus the fields) and the
+//! writer adds `ts` and `level` in front: one JSON object per line. With the `tracing` cargo
+//! feature, [`TracingSink`] forwards records to the `tracing` crate and is the default sink.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -63,6 +67,27 @@ impl fmt::Display for Level {
     }
 }
 
+/// How lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// `ts=... level=... message key=value ...` (the default).
+    Text,
+    /// One JSON object per line: `{"ts":...,"level":...,"msg":...,...fields}`.
+    Json,
+}
+
+impl Format {
+    /// Parses `text` or `json`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
 /// One log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
@@ -70,7 +95,8 @@ pub struct LogRecord {
     pub level: Level,
     /// When it was written.
     pub time: SystemTime,
-    /// The message: words and ` key=value` pairs, no newline.
+    /// The message: words and ` key=value` pairs, no newline; with [`Format::Json`], a JSON
+    /// object (`msg` and the fields).
     pub message: String,
 }
 
@@ -93,6 +119,9 @@ const QUEUE_LINES: usize = 8192;
 
 static SINK: OnceLock<Arc<dyn LogSink>> = OnceLock::new();
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static JSON: AtomicBool = AtomicBool::new(false);
+/// Lines every default sink of this process dropped (a metric).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Installs the process-wide sink. Only the first installation takes effect (lines already
 /// written went to the default); returns false when a sink was already in place.
@@ -105,13 +134,42 @@ pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// Sets the process-wide line format.
+pub fn set_format(format: Format) {
+    JSON.store(format == Format::Json, Ordering::Relaxed);
+}
+
+/// The process-wide line format.
+pub fn format() -> Format {
+    if JSON.load(Ordering::Relaxed) {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}
+
+/// Lines the default sinks dropped so far, process-wide.
+pub(crate) fn dropped_total() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
 /// True when a line at `level` would be written.
 pub fn enabled(level: Level) -> bool {
     level != Level::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
 fn sink() -> &'static Arc<dyn LogSink> {
-    SINK.get_or_init(|| Arc::new(StderrSink::start()))
+    SINK.get_or_init(default_sink)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn default_sink() -> Arc<dyn LogSink> {
+    Arc::new(StderrSink::start())
+}
+
+#[cfg(feature = "tracing")]
+fn default_sink() -> Arc<dyn LogSink> {
+    Arc::new(TracingSink)
 }
 
 /// Writes out the lines queued so far, waiting at most a second: call it before the process exits.
@@ -128,7 +186,125 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
     }
     let mut message = String::with_capacity(128);
     let _ = message.write_fmt(args);
+    if format() == Format::Json {
+        let mut obj = String::with_capacity(message.len() + 12);
+        obj.push_str("{\"msg\":");
+        json_string(&mut obj, &message);
+        obj.push('}');
+        message = obj;
+    }
     emit(level, SystemTime::now(), message);
+}
+
+/// A structured line: a message and `key=value` fields, written as text or as JSON members
+/// depending on the process-wide [`Format`]. Values are cut at [`MAX_VALUE_BYTES`].
+pub(crate) struct Line {
+    buf: String,
+    json: bool,
+}
+
+impl Line {
+    /// A line whose message is `msg` (a fixed word, never client data).
+    pub(crate) fn new(msg: &str) -> Self {
+        let json = format() == Format::Json;
+        let mut buf = String::with_capacity(192);
+        if json {
+            buf.push_str("{\"msg\":\"");
+            buf.push_str(msg);
+            buf.push('"');
+        } else {
+            buf.push_str(msg);
+        }
+        Self { buf, json }
+    }
+
+    /// Adds a string field (quoted as needed in text, a JSON string in JSON).
+    pub(crate) fn field(&mut self, key: &str, value: &str) -> &mut Self {
+        if self.json {
+            self.buf.push_str(",\"");
+            self.buf.push_str(key);
+            self.buf.push_str("\":");
+            json_string(&mut self.buf, cut(value));
+        } else {
+            field(&mut self.buf, key, value);
+        }
+        self
+    }
+
+    /// Adds a number field (bare in both formats).
+    pub(crate) fn number(&mut self, key: &str, value: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let text = decimal(value, &mut digits);
+        if self.json {
+            self.buf.push_str(",\"");
+            self.buf.push_str(key);
+            self.buf.push_str("\":");
+            self.buf.push_str(text);
+        } else {
+            field(&mut self.buf, key, text);
+        }
+        self
+    }
+
+    /// Writes the line at `level`, stamped `time`.
+    pub(crate) fn emit(mut self, level: Level, time: SystemTime) {
+        if self.json {
+            self.buf.push('}');
+        }
+        emit(level, time, self.buf);
+    }
+}
+
+/// `value` cut at [`MAX_VALUE_BYTES`] on a character boundary.
+fn cut(value: &str) -> &str {
+    if value.len() <= MAX_VALUE_BYTES {
+        return value;
+    }
+    let mut end = MAX_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// Formats `n` in decimal into `buf` without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ascii digits")
+}
+
+/// Appends `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+pub(crate) fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f | 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Writes an already built line at `level`, stamped `time` (the request line builds its own
@@ -139,6 +315,18 @@ pub(crate) fn emit(level: Level, time: SystemTime, message: String) {
         time,
         message,
     });
+}
+
+/// Writes a free-text line (as [`write`] does): wrapped as `{"msg":...}` in the JSON format.
+pub(crate) fn emit_text(level: Level, time: SystemTime, message: String) {
+    if format() == Format::Json {
+        let mut obj = String::with_capacity(message.len() + 12);
+        obj.push_str("{\"msg\":");
+        json_string(&mut obj, &message);
+        obj.push('}');
+        return emit(level, time, obj);
+    }
+    emit(level, time, message);
 }
 
 /// Logs at error level.
@@ -199,6 +387,31 @@ pub(crate) fn field(line: &mut String, key: &str, value: &str) {
     line.push('"');
 }
 
+/// Forwards every record to the `tracing` crate (cargo feature `tracing`), as an event with
+/// target `vouch_mcp` at the matching level, so an embedder's subscriber receives the server's
+/// lines. The default sink when the feature is on.
+#[cfg(feature = "tracing")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingSink;
+
+#[cfg(feature = "tracing")]
+impl LogSink for TracingSink {
+    fn write(&self, record: LogRecord) {
+        let m = record.message.as_str();
+        match record.level {
+            Level::Error => {
+                tracing::event!(target: "vouch_mcp", tracing::Level::ERROR, message = m)
+            }
+            Level::Warn => tracing::event!(target: "vouch_mcp", tracing::Level::WARN, message = m),
+            Level::Info => tracing::event!(target: "vouch_mcp", tracing::Level::INFO, message = m),
+            Level::Debug => {
+                tracing::event!(target: "vouch_mcp", tracing::Level::DEBUG, message = m)
+            }
+            Level::Off => {}
+        }
+    }
+}
+
 /// The default sink: a bounded queue and a writer thread with a buffered stderr.
 #[derive(Debug)]
 pub struct StderrSink {
@@ -247,6 +460,7 @@ impl LogSink for StderrSink {
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                DROPPED.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -316,15 +530,22 @@ fn report_dropped(
     let total = dropped.load(Ordering::Relaxed);
     if total > *reported {
         line.clear();
+        let mut message = Line::new("log lines dropped (the log could not keep up)");
+        message
+            .number("count", total - *reported)
+            .number("total", total);
+        let message = if message.json {
+            message.buf.push('}');
+            message.buf
+        } else {
+            message.buf
+        };
         format_line(
             line,
             &LogRecord {
                 level: Level::Warn,
                 time: SystemTime::now(),
-                message: format!(
-                    "log lines dropped: count={} total={total} (the log could not keep up)",
-                    total - *reported
-                ),
+                message,
             },
         );
         let _ = out.write_all(line.as_bytes());
@@ -332,8 +553,25 @@ fn report_dropped(
     }
 }
 
-/// `ts=... level=... message\n`.
+/// `ts=... level=... message\n`, or with a JSON message `{"ts":...,"level":...,<members>}\n`.
 pub(crate) fn format_line(out: &mut String, record: &LogRecord) {
+    if let Some(members) = record
+        .message
+        .strip_prefix('{')
+        .and_then(|m| m.strip_suffix('}'))
+    {
+        out.push_str("{\"ts\":\"");
+        write_timestamp(out, record.time);
+        out.push_str("\",\"level\":\"");
+        out.push_str(record.level.as_str());
+        out.push('"');
+        if !members.is_empty() {
+            out.push(',');
+            out.push_str(members);
+        }
+        out.push_str("}\n");
+        return;
+    }
     out.push_str("ts=");
     write_timestamp(out, record.time);
     out.push_str(" level=");
@@ -368,7 +606,7 @@ fn push_padded(out: &mut String, n: u64, width: usize) {
     out.push_str(std::str::from_utf8(&buf[start..]).expect("ascii digits"));
 }
 
-fn write_timestamp(out: &mut String, t: SystemTime) {
+pub(crate) fn write_timestamp(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -419,6 +657,32 @@ mod tests {
         let mut line = String::new();
         field(&mut line, "path", "/mcp");
         assert_eq!(line, " path=/mcp");
+    }
+
+    #[test]
+    fn json_lines_are_one_object_with_escaped_values() {
+        let mut line = Line {
+            buf: String::from("{\"msg\":\"request\""),
+            json: true,
+        };
+        line.field("sub", "a\"b\\c\nd\u{1}").number("status", 200);
+        line.buf.push('}');
+        let mut out = String::new();
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_689_208_123);
+        format_line(
+            &mut out,
+            &LogRecord {
+                level: Level::Info,
+                time: t,
+                message: line.buf,
+            },
+        );
+        assert_eq!(
+            out,
+            "{\"ts\":\"2026-11-26T10:33:28.123Z\",\"level\":\"info\",\"msg\":\"request\",\"sub\":\"a\\\"b\\\\c\\nd\\u0001\",\"status\":200}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["sub"], "a\"b\\c\nd\u{1}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::Body;
 use crate::conn::{self, ConnConfig};
 use crate::http::error::TransportError;
 use crate::log;
@@ -423,5 +424,70 @@ impl Server {
         // Past the grace period: cancel what is left and free every session.
         self.close_all();
         Ok(())
+    }
+
+    /// Serves the metrics on `listener` until `shutdown` completes: `GET /metrics` is the
+    /// Prometheus text exposition, anything else 404 (503 when metrics are off). Give it an
+    /// internal address of its own, so the metrics are never reachable through the public
+    /// endpoint by accident.
+    pub async fn serve_metrics<L: Listener>(
+        &self,
+        mut listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (io, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        log::warn(format_args!("metrics accept failed: {e}"));
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            let server = self.clone();
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let server = server.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(metrics_response(&server, &req).await)
+                    }
+                });
+            // Plain HTTP/1.1: the metrics listener is internal and speaks to one scraper.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(self.header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    log::debug(format_args!("metrics connection ended: {e}"));
+                }
+            });
+        }
+    }
+}
+
+async fn metrics_response<B>(server: &Server, req: &hyper::Request<B>) -> hyper::Response<Body> {
+    let text = |status: u16, body: String, kind: &'static str| {
+        let mut r = hyper::Response::new(Body::full(body));
+        *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(kind),
+        );
+        r
+    };
+    if req.uri().path() != "/metrics" {
+        return text(404, "not found\n".into(), "text/plain; charset=utf-8");
+    }
+    if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        return text(405, "GET only\n".into(), "text/plain; charset=utf-8");
+    }
+    match server.metrics().await {
+        Some(m) => text(200, m, "text/plain; version=0.0.4; charset=utf-8"),
+        None => text(503, "metrics are off\n".into(), "text/plain; charset=utf-8"),
     }
 }

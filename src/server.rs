@@ -19,6 +19,9 @@ use crate::http::checks::{host_name, HostPolicy};
 use crate::http::{AuthMode, Fallback, HttpConfig, McpService, Shared};
 use crate::log::{self, LogSink};
 use crate::notify::Notifier;
+use crate::ops::audit::AuditSink;
+use crate::ops::metrics::Metrics;
+use crate::ops::Ops;
 use crate::prompt::Prompt;
 use crate::resource::{Resource, ResourceTemplate};
 use crate::runtime::context::CancelToken;
@@ -47,6 +50,12 @@ pub enum BuildError {
     BadParamHeader(String, AnnotationError),
     /// The random source failed while making the `requestState` sealing key.
     NoRandomness,
+    /// A trusted-proxy entry is neither an IP address nor a CIDR block.
+    BadTrustedProxy(String),
+    /// A tool's step-up policy cannot be sent in a challenge.
+    BadStepUp(String, &'static str),
+    /// The endpoint path does not start with `/`, or holds `?`, `#` or whitespace.
+    BadEndpointPath(String),
 }
 
 impl fmt::Display for BuildError {
@@ -68,6 +77,17 @@ impl fmt::Display for BuildError {
             }
             Self::BadParamHeader(n, why) => write!(f, "tool {n:?}: {why}"),
             Self::NoRandomness => f.write_str("the random source failed"),
+            Self::BadTrustedProxy(e) => {
+                write!(
+                    f,
+                    "trusted proxy {e:?} is not an IP address or a CIDR block"
+                )
+            }
+            Self::BadStepUp(n, why) => write!(f, "tool {n:?}: {why}"),
+            Self::BadEndpointPath(p) => write!(
+                f,
+                "endpoint path {p:?} must start with / and hold no ?, # or whitespace"
+            ),
         }
     }
 }
@@ -132,6 +152,10 @@ pub struct ServerBuilder {
     random: Arc<dyn RandomSource>,
     log_sink: Option<Arc<dyn LogSink>>,
     fallback: Option<Fallback>,
+    metrics: bool,
+    audit: Option<Arc<dyn AuditSink>>,
+    trusted_proxies: Vec<String>,
+    endpoint_path: Option<String>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -193,6 +217,10 @@ impl ServerBuilder {
             random: Arc::new(SystemRandom::new()),
             log_sink: None,
             fallback: None,
+            metrics: false,
+            audit: None,
+            trusted_proxies: Vec::new(),
+            endpoint_path: None,
         }
     }
 
@@ -467,6 +495,35 @@ impl ServerBuilder {
         self
     }
 
+    /// Counts requests, operations, auth decisions and the rest for Prometheus (read them with
+    /// [`Server::metrics`] or serve them with [`Server::serve_metrics`]). Off by default; on,
+    /// it costs a few relaxed atomic additions per request.
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
+    /// Writes an audit line for every auth decision that reaches the verifier and every tool
+    /// call (see [`audit`](crate::audit)). Off by default.
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` names the client and whose
+    /// `X-Request-Id` is kept. From anyone else both headers are ignored. None by default.
+    pub fn trusted_proxies(mut self, proxies: Vec<String>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The path the endpoint is served at, when a proxy strips a prefix of the resource URL's
+    /// path. Defaults to the resource URL's path. `/x` and `/x/` are the same endpoint.
+    pub fn endpoint_path(mut self, path: impl Into<String>) -> Self {
+        self.endpoint_path = Some(path.into());
+        self
+    }
+
     /// Checks the configuration and builds the server.
     pub fn build(self) -> Result<Server, BuildError> {
         if let Some(sink) = self.log_sink {
@@ -476,15 +533,27 @@ impl ServerBuilder {
         let (origin, path) = metadata::split_url(&self.resource_url).ok_or_else(bad_url)?;
         let metadata_url = metadata::metadata_url(&self.resource_url).ok_or_else(bad_url)?;
         let resource_host = host_name(origin.split("://").nth(1).unwrap_or(""));
+        let listen = match &self.endpoint_path {
+            Some(p) if !is_endpoint_path(p) => return Err(BuildError::BadEndpointPath(p.clone())),
+            Some(p) => p.clone(),
+            None => path.to_owned(),
+        };
+        let endpoint_paths = endpoint_paths(&listen);
         let metadata_paths = {
-            let mut p = vec![
-                WELL_KNOWN_PREFIX.to_owned(),
-                format!("{WELL_KNOWN_PREFIX}{path}"),
-                format!("{WELL_KNOWN_PREFIX}/mcp"),
-            ];
-            p.dedup();
+            // The path-inserted document follows the resource URL; a prefix-stripping proxy
+            // may forward it as the listen path instead.
+            let mut p = vec![WELL_KNOWN_PREFIX.to_owned()];
+            for base in [path, listen.as_str()] {
+                let base = base.trim_end_matches('/');
+                let doc = format!("{WELL_KNOWN_PREFIX}{base}");
+                if !base.is_empty() && !p.contains(&doc) {
+                    p.push(doc);
+                }
+            }
             p
         };
+        let proxies = crate::ops::request::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| BuildError::BadTrustedProxy(e.0))?;
 
         let mut handlers = Handlers::default();
         let mut tool_specs = Vec::with_capacity(self.tools.len());
@@ -504,6 +573,7 @@ impl ServerBuilder {
                 ToolDefinitionError::ParamHeader(why) => {
                     BuildError::BadParamHeader(name.clone(), why)
                 }
+                ToolDefinitionError::StepUp(why) => BuildError::BadStepUp(name.clone(), why),
             })?;
             tool_specs.push(spec);
             handlers.tools.push(handler);
@@ -558,6 +628,20 @@ impl ServerBuilder {
                 key
             }
         };
+        let mut ops = Ops::new({
+            let mut seed = [0u8; 8];
+            self.random
+                .fill(&mut seed)
+                .map_err(|_| BuildError::NoRandomness)?;
+            seed
+        });
+        ops.proxies = proxies;
+        ops.audit = self.audit;
+        if self.metrics {
+            ops.metrics = Some(Metrics::new(
+                tool_specs.iter().map(|t| t.name.clone()).collect(),
+            ));
+        }
         let catalog = Catalog::new(CatalogParts {
             info: self.info,
             tools: tool_specs,
@@ -605,7 +689,7 @@ impl ServerBuilder {
             config: HttpConfig {
                 resource_url: self.resource_url,
                 resource_metadata_url: metadata_url,
-                endpoint_paths: vec!["/mcp".into(), "/mcp/".into()],
+                endpoint_paths,
                 metadata_paths,
                 hosts,
                 max_body_bytes: self.max_body_bytes,
@@ -618,6 +702,7 @@ impl ServerBuilder {
             fallback: self.fallback,
             budget: ByteBudget::new(self.max_inflight_bytes),
             rejections: Default::default(),
+            ops: Arc::new(ops),
         });
         Ok(Server {
             shared,
@@ -630,6 +715,19 @@ impl ServerBuilder {
             maintenance: Arc::new(Once::new()),
         })
     }
+}
+
+/// `/x` and `/x/` for `/x`; `/` alone for the root.
+fn endpoint_paths(path: &str) -> Vec<String> {
+    let base = path.trim_end_matches('/');
+    if base.is_empty() {
+        return vec!["/".to_owned()];
+    }
+    vec![base.to_owned(), format!("{base}/")]
+}
+
+fn is_endpoint_path(p: &str) -> bool {
+    p.starts_with('/') && !p.contains(['?', '#']) && !p.chars().any(char::is_whitespace)
 }
 
 /// A configured server: serve it with [`Server::serve`], or mount [`Server::service`] in your
@@ -655,6 +753,24 @@ impl Server {
     /// The path-inserted metadata URL sent in challenges.
     pub fn resource_metadata_url(&self) -> &str {
         &self.shared.config.resource_metadata_url
+    }
+
+    /// The paths the MCP endpoint answers at (the path and its trailing-slash twin).
+    pub fn endpoint_paths(&self) -> &[String] {
+        &self.shared.config.endpoint_paths
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric, or `None` when
+    /// [`ServerBuilder::metrics`] was not called. Mount it on an internal listener, never on
+    /// the public one.
+    pub async fn metrics(&self) -> Option<String> {
+        self.shared.metrics_text().await
+    }
+
+    /// True when the server can judge a token: a key set is loaded and the session store
+    /// answers (what `/readyz` says).
+    pub async fn is_ready(&self) -> bool {
+        self.shared.readiness().await.is_empty()
     }
 
     /// Open sessions right now.

@@ -13,6 +13,7 @@ use crate::core::headers::{self, AnnotationError};
 use crate::core::mrtr::InputRequired;
 use crate::runtime::context::RequestContext;
 use crate::schema::Schema;
+use crate::step_up::StepUp;
 
 /// What a handler returns.
 pub type ToolResult = Result<CallToolResult, ToolError>;
@@ -142,6 +143,8 @@ pub struct Tool {
     output_schema: Option<Schema>,
     annotations: Option<ToolAnnotations>,
     required_scopes: Vec<String>,
+    step_up: Option<StepUp>,
+    audit_arguments: bool,
     extra: Map<String, Value>,
     takes_arguments: bool,
     handler: Arc<ErasedHandler>,
@@ -175,6 +178,8 @@ impl Tool {
             output_schema: None,
             annotations: None,
             required_scopes: Vec::new(),
+            step_up: None,
+            audit_arguments: false,
             extra: Map::new(),
             takes_arguments,
             handler: handler.erase(),
@@ -228,6 +233,21 @@ impl Tool {
         self
     }
 
+    /// A step-up policy (RFC 9470): a call whose token fails it gets HTTP 401
+    /// `insufficient_user_authentication` with `acr_values` and `max_age` as the policy sets
+    /// them, so the client can log in again more strongly. The tool stays listed.
+    pub fn step_up(mut self, policy: StepUp) -> Self {
+        self.step_up = Some(policy);
+        self
+    }
+
+    /// Lets the audit log record this tool's arguments (off by default: arguments may hold
+    /// personal or secret data).
+    pub fn audit_arguments(mut self) -> Self {
+        self.audit_arguments = true;
+        self
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -237,6 +257,9 @@ impl Tool {
     pub(crate) fn into_parts(self) -> Result<(ToolSpec, Arc<ErasedHandler>), ToolDefinitionError> {
         if !is_valid_name(&self.name) {
             return Err(ToolDefinitionError::BadName);
+        }
+        if let Some(p) = &self.step_up {
+            p.check().map_err(ToolDefinitionError::StepUp)?;
         }
         let input = match (self.input_schema, self.takes_arguments) {
             (Some(s), _) if !s.is_object_schema() => {
@@ -277,6 +300,8 @@ impl Tool {
             scopes: self.required_scopes,
             param_headers,
             takes_arguments: self.takes_arguments,
+            step_up: self.step_up,
+            audit_arguments: self.audit_arguments,
         };
         Ok((spec, self.handler))
     }
@@ -291,6 +316,8 @@ pub(crate) enum ToolDefinitionError {
     InputNotAnObject,
     /// An `x-mcp-header` annotation breaks the 2026-07-28 rules.
     ParamHeader(AnnotationError),
+    /// The step-up policy cannot be expressed in a challenge.
+    StepUp(&'static str),
 }
 
 /// A successful call's content (which may still report a tool-level error with `is_error`).

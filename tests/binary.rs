@@ -57,6 +57,13 @@ mod harness {
         "MCP_TLS_KEY_FILE",
         "MCP_TLS_WATCH_SECS",
         "VOUCH_MCP_LOG",
+        "VOUCH_MCP_LOG_FORMAT",
+        "MCP_METRICS_ADDR",
+        "MCP_TRUSTED_PROXIES",
+        "MCP_LISTEN_PATH",
+        "VOUCH_MCP_AUDIT",
+        "VOUCH_STEP_UP",
+        "MCP_STATE_KEY_FILE",
         "VOUCH_DEV",
         "DEV",
     ];
@@ -1460,4 +1467,124 @@ fn host_and_origin_checks() {
     }
     let r = request(p.port, "POST", "/mcp", &[("Host", "other.example")], b"");
     assert_eq!(r.status, 403);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Operations: --check, a prefixed mount, the metrics listener, JSON logs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn check_fetches_the_jwks_once_and_exits_0_or_1() {
+    let listener = bind_fresh();
+    let jwks_port = listener.local_addr().unwrap().port();
+    let iss = local_issuer(jwks_port);
+    let jwks_url = format!("{}/jwks", iss.issuer());
+    let jwks = JwksServer::start(listener, iss.jwks());
+    let env = [
+        ("VOUCH_ISSUER", iss.issuer()),
+        ("VOUCH_JWKS_URL", jwks_url.as_str()),
+        ("MCP_RESOURCE_URL", "https://mcp.example/tools/mcp"),
+    ];
+    let (status, out, err) = run_to_exit(&["--check"], &env);
+    assert_eq!(status.code(), Some(0), "{out}{err}");
+    assert_eq!(
+        jwks.hits.load(Ordering::SeqCst),
+        1,
+        "one fetch, no background refresh"
+    );
+    for want in [
+        "settings: ok",
+        "endpoint paths: /tools/mcp /tools/mcp/",
+        "metadata: https://mcp.example/.well-known/oauth-protected-resource/tools/mcp",
+        &format!("jwks: {jwks_url}"),
+        &format!("jwks keys: 1 usable ({})", iss.kid()),
+        "check: ok",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    drop(jwks);
+    // The issuer down: exit 1 naming the failure.
+    let (status, out, _) = run_to_exit(&["--check"], &env);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("jwks fetch: FAILED"), "{out}");
+    // A bad setting: exit 1 too (a preflight says yes or no).
+    let (status, _, err) = run_to_exit(&["--check"], &[("MCP_TRUSTED_PROXIES", "not-an-ip")]);
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("MCP_TRUSTED_PROXIES"), "{err}");
+}
+
+#[test]
+fn metrics_listener_json_logs_and_a_listen_path() {
+    let p = start(
+        &["--dev"],
+        &[
+            ("MCP_METRICS_ADDR", "127.0.0.1:0"),
+            ("VOUCH_MCP_LOG_FORMAT", "json"),
+            ("MCP_LISTEN_PATH", "/inner/"),
+        ],
+    );
+    let port = p.port;
+    let b = read_banner(&p);
+    let listening: Value = p
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listening:"))
+        })
+        .expect("a JSON listening line");
+    let msg = listening["msg"].as_str().unwrap();
+    assert!(msg.contains("paths=/inner,/inner/"), "{msg}");
+    let metrics: u16 = msg
+        .split("metrics=127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("the metrics port");
+    // The endpoint answers at the listen path; the public one is not served here.
+    let auth = format!("Bearer {}", b.hardware);
+    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}})
+    .to_string();
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    assert_eq!(
+        request(port, "POST", "/inner", &headers, body.as_bytes()).status,
+        200
+    );
+    assert_eq!(
+        request(port, "POST", "/mcp", &headers, body.as_bytes()).status,
+        404
+    );
+    let m = request(metrics, "GET", "/metrics", &[], b"");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.text().contains(
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize"} 1"#
+        ),
+        "{}",
+        m.text()
+    );
+    assert_eq!(request(metrics, "GET", "/other", &[], b"").status, 404);
+    assert_eq!(
+        request(port, "GET", "/metrics", &[], b"").status,
+        404,
+        "never on the public listener"
+    );
+    p.wait_stderr("JSON request lines", Duration::from_secs(5), |s| {
+        s.contains("\"path\":\"/inner\"")
+    });
+    for line in p.stderr().lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["ts"].is_string() && v["level"].is_string() && v["msg"].is_string(),
+            "{line}"
+        );
+        assert!(!line.contains(&b.hardware), "a token in the log");
+    }
 }

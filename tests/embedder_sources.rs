@@ -72,8 +72,8 @@ async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
     );
     assert_eq!(
         random.0.load(Ordering::Relaxed),
-        32,
-        "the sealing key came from it"
+        32 + 8,
+        "the sealing key and the request-id prefix came from it"
     );
     let svc = server.service();
     let call = |token: String| {
@@ -110,7 +110,7 @@ async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
         .to_owned();
     // 24 bytes of 0xAB, base64url: the session id came from the embedder's source.
     assert_eq!(session, "q6urq6urq6urq6urq6urq6urq6urq6ur");
-    assert_eq!(random.0.load(Ordering::Relaxed), 32 + 24);
+    assert_eq!(random.0.load(Ordering::Relaxed), 32 + 8 + 24);
     // The sink is process-wide and the first one installed wins; this test binary installs
     // no other, so every request line of this test is in it.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -25,6 +25,16 @@ pub enum AuthError {
         /// Every scope the operation needs (space-joined on the wire).
         required: Vec<String>,
     },
+    /// The token is valid but its login is too weak or too old for the operation (a tool's
+    /// step-up policy): 401 `insufficient_user_authentication` (RFC 9470).
+    InsufficientUserAuthentication {
+        /// The `error_description`.
+        description: String,
+        /// The acceptable `acr` values, space-separated, in order of preference.
+        acr_values: Option<String>,
+        /// The largest acceptable age of the login, in seconds.
+        max_age: Option<u64>,
+    },
     /// No key set has ever been fetched, so no token can be judged yet: 503 with `Retry-After`.
     KeysUnavailable {
         /// Seconds until the next fetch attempt.
@@ -47,6 +57,9 @@ impl fmt::Display for AuthError {
             Self::InvalidToken(e) => write!(f, "invalid token: {e}"),
             Self::InsufficientScope { required } => {
                 write!(f, "insufficient scope, needs {}", required.join(" "))
+            }
+            Self::InsufficientUserAuthentication { description, .. } => {
+                write!(f, "insufficient user authentication: {description}")
             }
             Self::KeysUnavailable { .. } => {
                 f.write_str("no signing key set fetched from the issuer yet")
@@ -133,6 +146,12 @@ impl Challenger {
                     Some("token lacks a required scope"),
                     Some(required.join(" ")),
                 ),
+                AuthError::InsufficientUserAuthentication { description, .. } => (
+                    StatusCode::UNAUTHORIZED,
+                    Some("insufficient_user_authentication"),
+                    Some(description.as_str()),
+                    None,
+                ),
                 AuthError::KeysUnavailable { retry_after_secs } => return Rejection {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     www_authenticate: None,
@@ -171,6 +190,20 @@ impl Challenger {
         }
         if let Some(scope) = &scope {
             param("scope", &quoted(scope));
+        }
+        if let AuthError::InsufficientUserAuthentication {
+            acr_values,
+            max_age,
+            ..
+        } = err
+        {
+            // RFC 9470 section 3: both are quoted auth-params.
+            if let Some(acr) = acr_values {
+                param("acr_values", &quoted(acr));
+            }
+            if let Some(age) = max_age {
+                param("max_age", &quoted(&age.to_string()));
+            }
         }
         param("resource_metadata", &self.resource_metadata);
         Rejection {
@@ -290,6 +323,26 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("invalid signatures"));
+    }
+
+    #[test]
+    fn step_up_challenge_follows_rfc_9470() {
+        let r = Challenger::new(PRM, &[]).reject(&AuthError::InsufficientUserAuthentication {
+            description: "more recent authentication is required".into(),
+            acr_values: Some("gold silver".into()),
+            max_age: Some(300),
+        });
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&r),
+            format!(
+                r#"Bearer error="insufficient_user_authentication", error_description="more recent authentication is required", acr_values="gold silver", max_age="300", resource_metadata="{PRM}""#
+            )
+        );
+        assert_eq!(
+            &r.body[..],
+            br#"{"error":"insufficient_user_authentication","error_description":"more recent authentication is required"}"#
+        );
     }
 
     #[test]

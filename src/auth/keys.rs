@@ -11,6 +11,7 @@ use super::discovery::{self, DiscoveryError};
 use super::fetch::{FetchError, Fetched, HttpFetcher};
 use super::jwks::{JwksParseError, KeySet};
 use super::refresh::RefreshPolicy;
+use super::stats::{Counters, KeyStatus};
 use crate::log;
 
 /// A boxed future, as returned by [`KeyProvider::refresh_for_unknown_kid`].
@@ -34,6 +35,14 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// `current`. The default waits for nothing.
     fn wait_for_first_set(&self) -> BoxFuture<'_, Result<Arc<KeySet>, u64>> {
         Box::pin(async { self.current() })
+    }
+
+    /// The source's state for readiness and metrics. The default knows only the current set.
+    fn status(&self) -> KeyStatus {
+        KeyStatus {
+            keys: self.current().ok().map(|k| k.len()),
+            ..KeyStatus::default()
+        }
     }
 }
 
@@ -108,6 +117,8 @@ struct Inner {
     /// Held for the duration of a fetch: every fetch, scheduled or kid-driven, is single-flight.
     fetch_lock: tokio::sync::Mutex<()>,
     fetch_count: std::sync::atomic::AtomicU64,
+    /// Fetches that succeeded (a) and failed (b), and when the current set arrived.
+    outcomes: Counters,
     /// Wakes the background task for a fetch a request asked for.
     wake: Arc<Notify>,
     /// Counts finished fetch attempts, so waiting requests see one end.
@@ -185,6 +196,7 @@ impl JwksCache {
                 fetch_count: Default::default(),
                 wake: Arc::new(Notify::new()),
                 attempts: watch::channel(0).0,
+                outcomes: Counters::default(),
             }),
         }
     }
@@ -349,6 +361,8 @@ impl Inner {
                     ttl.as_secs()
                 ));
                 *self.keys.write().expect("keys lock poisoned") = Some(Arc::new(set));
+                self.outcomes.bump_a();
+                self.outcomes.stamp();
                 let mut state = self.state.lock().expect("state lock poisoned");
                 state.consecutive_failures = 0;
                 state.next_attempt = Some(now + ttl);
@@ -356,6 +370,7 @@ impl Inner {
             }
             Err(e) => {
                 let ever_loaded = self.ever_loaded();
+                self.outcomes.bump_b();
                 let mut state = self.state.lock().expect("state lock poisoned");
                 state.consecutive_failures += 1;
                 let delay = self.policy.backoff(state.consecutive_failures, ever_loaded);
@@ -378,6 +393,16 @@ impl Inner {
 }
 
 impl KeyProvider for JwksCache {
+    fn status(&self) -> KeyStatus {
+        let (fetches_ok, fetches_failed) = self.inner.outcomes.read();
+        KeyStatus {
+            keys: self.current().ok().map(|k| k.len()),
+            fetched_at: self.inner.outcomes.stamped(),
+            fetches_ok,
+            fetches_failed,
+        }
+    }
+
     fn current(&self) -> Result<Arc<KeySet>, u64> {
         if let Some(keys) = self.inner.keys.read().expect("keys lock poisoned").as_ref() {
             return Ok(keys.clone());

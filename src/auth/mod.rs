@@ -24,6 +24,7 @@ pub mod keys;
 pub mod limiter;
 pub mod metadata;
 pub mod refresh;
+pub mod stats;
 pub mod strict_json;
 
 use std::net::IpAddr;
@@ -42,6 +43,7 @@ pub use jwks::{JwksParseError, KeySet};
 pub use jwt::{AudiencePolicy, JwtError, Policy, Principal, TypPolicy};
 pub use keys::{JwksCache, KeyProvider, StaticKeys};
 pub use refresh::RefreshPolicy;
+pub use stats::{AuthStatus, KeyStatus};
 
 /// One connection's last successful verification (HTTP/1.1 requests on a connection are
 /// sequential, so the lock is never contended).
@@ -142,6 +144,8 @@ struct Guard {
     verify_slots: Semaphore,
     full_verifications: AtomicU64,
     signature_failure_delay: Duration,
+    /// Cache hits (a) and full verifications (b), for metrics.
+    counts: stats::Counters,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -175,7 +179,18 @@ impl Authenticator {
                 verify_slots: Semaphore::new(default_verify_concurrency()),
                 full_verifications: AtomicU64::new(0),
                 signature_failure_delay: DEFAULT_SIGNATURE_FAILURE_DELAY,
+                counts: stats::Counters::default(),
             }),
+        }
+    }
+
+    /// The key source's state and the caches' hits and misses (readiness, metrics).
+    pub fn status(&self) -> AuthStatus {
+        let (cache_hits, cache_misses) = self.guard.counts.read();
+        AuthStatus {
+            keys: self.keys.status(),
+            cache_hits,
+            cache_misses,
         }
     }
 
@@ -243,6 +258,7 @@ impl Authenticator {
         memo: Option<&ConnectionMemo>,
     ) -> Result<Arc<Principal>, AuthError> {
         if let Some(p) = memo.and_then(|m| m.hit(headers, self.keys.current().ok(), now)) {
+            self.guard.counts.bump_a();
             self.check_scopes(&p, &[])?;
             return Ok(p);
         }
@@ -296,6 +312,7 @@ impl Authenticator {
         let key = cache::token_key(token);
         if let Ok(keys) = &current {
             if let Some(p) = self.guard.verified.get(&key, keys, now) {
+                self.guard.counts.bump_a();
                 return Ok(p);
             }
             if let Some(e) = self.guard.failed.get(&key, keys, now) {
@@ -305,6 +322,7 @@ impl Authenticator {
                 return Err(e.into());
             }
         }
+        self.guard.counts.bump_b();
         // Otherwise: a malformed token is a 401 even before any key set exists, then the 503.
         let unverified = jwt::parse(token, &self.policy)?;
         let keys = match current {

@@ -53,6 +53,10 @@ pub(crate) struct ToolSpec {
     pub(crate) param_headers: Vec<ParamHeader>,
     /// False for a tool declared without arguments: it accepts only `{}`.
     pub(crate) takes_arguments: bool,
+    /// What the token's login must satisfy (RFC 9470), checked after the scopes.
+    pub(crate) step_up: Option<crate::step_up::StepUp>,
+    /// The audit log may record this tool's arguments.
+    pub(crate) audit_arguments: bool,
 }
 
 /// One declared prompt argument.

@@ -195,6 +195,25 @@ fn call_tool(
         .catalog()
         .tool_index(name)
         .ok_or_else(|| ProtocolError::InvalidParams(format!("unknown tool: {name}"), None))?;
+    // From here on the reply names the tool it answers (metrics, audit).
+    let named = |mut reply: Reply| {
+        reply.tool = Some(index);
+        Decision::Reply(reply)
+    };
+    match tool_decision(core, served, id, index, params) {
+        Ok(Decision::Reply(r)) => Ok(named(r)),
+        Ok(d) => Ok(d),
+        Err(e) => Ok(named(e.reply(served.modern(), Some(id)))),
+    }
+}
+
+fn tool_decision(
+    core: &Core,
+    served: &Served<'_>,
+    id: &Id,
+    index: usize,
+    params: Map<String, Value>,
+) -> Result<Decision, ProtocolError> {
     let tool = core.catalog().tool(index);
     if let Some(headers) = served.param_headers {
         // No arguments means none is present: a stray Mcp-Param header is then a mismatch.
@@ -210,23 +229,35 @@ fn call_tool(
         }
     }
     check_arguments(&params)?;
-    // Authorization before anything about the arguments is revealed.
+    // Authorization before anything about the arguments is revealed: scopes, then step-up.
     if !tool
         .scopes
         .iter()
         .all(|s| served.facts.principal.has_scope(s))
     {
-        return Ok(Decision::InsufficientScope(tool.scopes.clone()));
+        return Ok(Decision::InsufficientScope {
+            tool: index,
+            scopes: tool.scopes.clone(),
+        });
+    }
+    if let Some(policy) = &tool.step_up {
+        if let Err(denial) = policy.evaluate(&served.facts.principal.claims, served.facts.now) {
+            return Ok(Decision::StepUp {
+                tool: index,
+                denial,
+            });
+        }
     }
     let args = params.get("arguments").unwrap_or(&Value::Null);
     if let Err(why) = validate::arguments(tool, args) {
         // Input-validation failures are tool errors the model can correct (SEP-1303), not protocol errors.
         let result =
             results::tool_error(core, served.version, &format!("Invalid arguments: {why}"));
-        return Ok(Decision::Reply(Reply::ok(message::result_with(
-            id,
-            |out| out.extend_from_slice(&result),
-        ))));
+        let mut reply = Reply::ok(message::result_with(id, |out| {
+            out.extend_from_slice(&result)
+        }));
+        reply.ending = super::Ending::ToolError;
+        return Ok(Decision::Reply(reply));
     }
     run(core, served, id.clone(), Target::Tool(index), params)
 }

@@ -338,9 +338,16 @@ fn batch_in_session(
                     Decision::Run(run) => BatchItem::Run(run),
                     Decision::Update(u, r) => BatchItem::Update(u, r.body.to_vec()),
                     // Inside a batch there is no per-message HTTP status, so a 403 cannot be expressed.
-                    Decision::InsufficientScope(_) => BatchItem::Reply(
+                    Decision::InsufficientScope { .. } => BatchItem::Reply(
                         ProtocolError::InvalidParams(
                             "the token lacks a scope this tool requires".into(),
+                            None,
+                        )
+                        .batch_item(Some(&id)),
+                    ),
+                    Decision::StepUp { .. } => BatchItem::Reply(
+                        ProtocolError::InvalidParams(
+                            "the token's login does not meet this tool's step-up policy".into(),
                             None,
                         )
                         .batch_item(Some(&id)),

@@ -403,6 +403,8 @@ impl ProtocolError {
             retry_after: wire.retry_after,
             allow: wire.allow,
             detail: Some(self.to_string()),
+            ending: super::Ending::Error(wire.error.code.0),
+            tool: None,
         }
     }
 

@@ -71,6 +71,22 @@ pub(crate) struct Reply {
     pub(crate) allow: Option<&'static str>,
     /// What the request log line should say about this reply (never sent to the client).
     pub(crate) detail: Option<String>,
+    /// How the operation ended, for metrics and the audit log (never sent).
+    pub(crate) ending: Ending,
+    /// The tool a `tools/call` reply answers, once the core found it (metrics, audit).
+    pub(crate) tool: Option<usize>,
+}
+
+/// How a reply ends its operation: the `error.type` of metrics and the audit outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Ending {
+    /// A result.
+    #[default]
+    Ok,
+    /// A tool result with `isError: true`.
+    ToolError,
+    /// A JSON-RPC error with this code.
+    Error(i32),
 }
 
 impl Reply {
@@ -82,6 +98,8 @@ impl Reply {
             retry_after: None,
             allow: None,
             detail: None,
+            ending: Ending::Ok,
+            tool: None,
         }
     }
 
@@ -93,6 +111,8 @@ impl Reply {
             retry_after: None,
             allow: None,
             detail: None,
+            ending: Ending::Ok,
+            tool: None,
         }
     }
 }
@@ -187,7 +207,19 @@ pub(crate) enum Decision {
     /// Initialize era: the client's answer to a server-to-client request; 202.
     Answer(Id, Result<Value, Value>),
     /// The principal lacks scopes a tool requires (HTTP 403 through the auth challenge).
-    InsufficientScope(Vec<String>),
+    InsufficientScope {
+        /// The tool asked for.
+        tool: usize,
+        /// The scopes it requires.
+        scopes: Vec<String>,
+    },
+    /// The token fails the tool's step-up policy (HTTP 401 `insufficient_user_authentication`).
+    StepUp {
+        /// The tool asked for.
+        tool: usize,
+        /// What the challenge says.
+        denial: crate::step_up::StepUpDenial,
+    },
     /// Initialize era (2025-03-26): a batch, each item decided; answered as one array.
     Batch(Vec<BatchItem>),
 }

@@ -70,6 +70,9 @@ pub(super) fn finish(core: &Core, run: &Run, output: HandlerOutput, facts: Facts
                 write_tool_result(core, run.version, &result, out)
             }));
             reply.detail = detail;
+            if result.is_error {
+                reply.ending = super::Ending::ToolError;
+            }
             reply
         }
         Ok(Shaped::Value(v)) => {

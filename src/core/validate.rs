@@ -352,6 +352,8 @@ mod tests {
             scopes: vec![],
             param_headers: vec![],
             takes_arguments: false,
+            step_up: None,
+            audit_arguments: false,
         };
         assert!(arguments(&tool, &Value::Null).is_ok());
         assert!(arguments(&tool, &json!({})).is_ok());

@@ -33,13 +33,19 @@ use http::{Method, Request, Response, Uri};
 use crate::auth::{AuthError, Authenticator, Challenger, ConnectionMemo, Principal};
 use crate::body::Body;
 use crate::core::message::Id;
-use crate::core::{BatchItem, Core, Decision, Facts, Post, ProtocolError, Reply, Step};
+use crate::core::{
+    BatchItem, Core, Decision, Ending, Facts, Post, ProtocolError, Reply, Run, Step, Target,
+};
 use crate::log;
+use crate::ops::metrics::Route;
+use crate::ops::request::{TraceContext, REQUEST_ID};
+use crate::ops::{Ident, OpRecord, OpenStream, Ops, Verdict};
 use crate::runtime::limits::ByteBudget;
 use crate::runtime::session::{SessionRecord, StoreError};
 use crate::runtime::{Call, Outcome, Runtime};
 use crate::serve::ConnState;
 use crate::sources::{Clock, Now};
+use crate::step_up::StepUpDenial;
 use checks::{Accept, HostPolicy};
 use error::TransportError;
 
@@ -101,6 +107,7 @@ pub(crate) struct Shared {
     pub(crate) budget: Arc<ByteBudget>,
     /// Repeated rejections, summarised rather than logged one by one.
     pub(crate) rejections: summary::Rejections,
+    pub(crate) ops: Arc<Ops>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -183,14 +190,21 @@ struct Conn {
     memo: Option<Arc<ConnectionMemo>>,
 }
 
-/// What the request log line reports besides method, path, status and latency.
-#[derive(Default)]
+/// What the request log line, the metrics and the audit log report about a request.
 struct LogFields<'a> {
     rpc: Option<&'static str>,
     tool: Option<&'a str>,
     conn: Conn,
     principal: Option<Arc<Principal>>,
     detail: Option<String>,
+    route: Route,
+    ident: Ident,
+    /// How the MCP operation ended, when the shell answered it (a handler run reports itself).
+    ending: Option<Ending>,
+    /// Why a tool call was refused (a reason label and a detail).
+    denied: Option<(&'static str, String)>,
+    /// The tool a `tools/call` named, once the core found it.
+    op_tool: Option<usize>,
 }
 
 /// The principal used when authorization is disabled.
@@ -208,7 +222,7 @@ impl Shared {
     /// Writes the summaries of rejections held back before `now`'s second (called every second).
     pub(crate) fn flush_rejections(&self, now: Now) {
         self.rejections.flush(now.unix_secs(), &mut |l| {
-            log::emit(log::Level::Info, now.system_time(), l);
+            log::emit_text(log::Level::Info, now.system_time(), l);
         });
     }
 
@@ -221,15 +235,62 @@ impl Shared {
         let now = Now::read(&*self.clock);
         let method = req.method().clone();
         let uri = req.uri().clone();
+        let ident = self.ops.identify(req.headers(), conn.peer);
         let mut fields = LogFields {
+            rpc: None,
+            tool: None,
             conn,
-            ..LogFields::default()
+            principal: None,
+            detail: None,
+            route: Route::NotFound,
+            ident,
+            ending: None,
+            denied: None,
+            op_tool: None,
         };
-        let resp = self.route(req, now, &mut fields).await;
-        if uri.path() != "/healthz" && log::enabled(log::Level::Info) {
-            self.log_request(&method, &uri, &resp, now, &fields);
+        let mut resp = self.route(req, now, &mut fields).await;
+        resp.headers_mut()
+            .insert(REQUEST_ID, fields.ident.request_id.clone());
+        let probe = matches!(fields.route, Route::Healthz | Route::Readyz);
+        let log = !probe && log::enabled(log::Level::Info);
+        if !log && !self.ops.records() {
+            return resp;
+        }
+        let end = Now::read(&*self.clock);
+        if let Some(m) = &self.ops.metrics {
+            m.http(fields.route, &method, resp.status().as_u16());
+        }
+        self.report_operation(&fields, now, end);
+        if log {
+            self.log_request(&method, &uri, &resp, now, end, &fields);
         }
         resp
+    }
+
+    /// Reports an MCP operation the shell answered itself (a handler run reports its own end).
+    fn report_operation(&self, fields: &LogFields<'_>, start: Now, end: Now) {
+        let Some(method) = fields.rpc.filter(|m| *m != "response" && *m != "batch") else {
+            return;
+        };
+        let verdict = match (&fields.denied, fields.ending) {
+            (Some((reason, detail)), _) => Verdict::Denied(reason, detail),
+            (None, Some(Ending::Ok)) => Verdict::Ok,
+            (None, Some(Ending::ToolError)) => Verdict::ToolError,
+            (None, Some(Ending::Error(c))) => Verdict::Error(c),
+            (None, None) => return,
+        };
+        let tool = fields
+            .op_tool
+            .map(|i| (i, self.core.catalog().tool_name(i)));
+        self.ops.answered(
+            &fields.ident,
+            fields.principal.as_deref(),
+            method,
+            tool,
+            verdict,
+            start,
+            end,
+        );
     }
 
     fn log_request(
@@ -238,9 +299,9 @@ impl Shared {
         uri: &Uri,
         resp: &Response<Body>,
         start: Now,
+        end: Now,
         fields: &LogFields<'_>,
     ) {
-        let end = Now::read(&*self.clock);
         let status = resp.status();
         if status.as_u16() >= 400 {
             let kind = summary::Kind {
@@ -250,34 +311,84 @@ impl Shared {
                 rpc: fields.rpc,
                 detail: fields.detail.as_deref(),
             };
-            let mut held = |l: String| log::emit(log::Level::Info, end.system_time(), l);
+            let mut held = |l: String| log::emit_text(log::Level::Info, end.system_time(), l);
             if self.rejections.admit(&kind, end.unix_secs(), &mut held) == summary::Verdict::Held {
                 return;
             }
         }
-        let mut line = String::with_capacity(160);
-        line.push_str("request");
-        log::field(&mut line, "method", method.as_str());
-        log::field(&mut line, "path", uri.path());
-        log::field(&mut line, "status", status.as_str());
-        log::field(
-            &mut line,
-            "latency_us",
-            itoa(start.micros_until(end), &mut [0u8; 20]),
-        );
+        let mut line = log::Line::new("request");
+        line.field("method", method.as_str())
+            .field("path", uri.path())
+            .number("status", u64::from(status.as_u16()))
+            .number("latency_us", start.micros_until(end))
+            .field("request_id", fields.ident.id());
+        if let Some(c) = fields.ident.client {
+            line.field("client", &c.to_string());
+        }
+        if let Some(t) = &fields.ident.trace {
+            line.field("trace_id", t.trace_id());
+        }
         if let Some(v) = fields.rpc {
-            log::field(&mut line, "rpc", v);
+            line.field("rpc", v);
         }
         if let Some(v) = fields.tool {
-            log::field(&mut line, "tool", v);
+            line.field("tool", v);
         }
         if let Some(sub) = fields.principal.as_ref().and_then(|p| p.subject.as_deref()) {
-            log::field(&mut line, "sub", sub);
+            line.field("sub", sub);
         }
         if let Some(v) = &fields.detail {
-            log::field(&mut line, "detail", v);
+            line.field("detail", v);
         }
-        log::emit(log::Level::Info, end.system_time(), line);
+        line.emit(log::Level::Info, end.system_time());
+    }
+
+    /// `/readyz`: 200 when a token can be judged (a key set is loaded) and the session store
+    /// answers; 503 naming what is missing.
+    pub(crate) async fn readiness(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if let AuthMode::Jwt { authenticator, .. } = &self.auth {
+            if authenticator.status().keys.keys.is_none() {
+                missing.push("keys");
+            }
+        }
+        let store = tokio::time::timeout(READY_STORE_TIMEOUT, self.runtime.sessions.ready()).await;
+        if !matches!(store, Ok(Ok(()))) {
+            missing.push("session_store");
+        }
+        missing
+    }
+
+    /// The Prometheus text exposition of this server's metrics (`None` when they are off).
+    pub(crate) async fn metrics_text(&self) -> Option<String> {
+        let m = self.ops.metrics.as_ref()?;
+        let keys = match &self.auth {
+            AuthMode::Jwt { authenticator, .. } => {
+                let st = authenticator.status();
+                let now = std::time::SystemTime::now();
+                Some(crate::ops::metrics::KeyGauges {
+                    fetches_ok: st.keys.fetches_ok,
+                    fetches_failed: st.keys.fetches_failed,
+                    keys: st.keys.keys.unwrap_or(0),
+                    age_secs: st
+                        .keys
+                        .fetched_at
+                        .and_then(|t| now.duration_since(t).ok())
+                        .map(|d| d.as_secs_f64()),
+                    cache_hits: st.cache_hits,
+                    cache_misses: st.cache_misses,
+                })
+            }
+            AuthMode::DangerouslyDisabled => None,
+        };
+        let gauges = crate::ops::metrics::Gauges {
+            sessions: self.runtime.sessions.count(),
+            keys,
+            log_dropped: log::dropped_total(),
+            audit_dropped: self.ops.audit.as_ref().map(|a| a.dropped()),
+            ready: self.readiness().await.is_empty(),
+        };
+        Some(m.render(&gauges, &crate::ops::metrics::Process::read()))
     }
 
     async fn route<'a, B>(
@@ -292,15 +403,25 @@ impl Shared {
     {
         let path = req.uri().path();
         if self.config.endpoint_paths.iter().any(|p| p == path) {
+            fields.route = Route::Mcp;
             return self.endpoint(req, now, fields).await;
         }
         if path == "/healthz" {
+            fields.route = Route::Healthz;
             return match *req.method() {
                 Method::GET | Method::HEAD => respond::health(),
                 _ => TransportError::MethodNotAllowed("GET, HEAD").response(),
             };
         }
+        if path == "/readyz" {
+            fields.route = Route::Readyz;
+            return match *req.method() {
+                Method::GET | Method::HEAD => respond::ready(&self.readiness().await),
+                _ => TransportError::MethodNotAllowed("GET, HEAD").response(),
+            };
+        }
         if self.config.metadata_paths.iter().any(|p| p == path) {
+            fields.route = Route::Metadata;
             return match *req.method() {
                 Method::GET | Method::HEAD | Method::OPTIONS => {
                     respond::metadata(req.method(), &self.metadata_doc)
@@ -310,6 +431,7 @@ impl Shared {
         }
         match &self.fallback {
             Some(f) => {
+                fields.route = Route::Fallback;
                 let (parts, body) = req.into_parts();
                 let max = self.config.max_body_bytes;
                 let declared = checks::content_length(&parts.headers);
@@ -396,12 +518,17 @@ impl Shared {
                 challenger,
             } => (authenticator, challenger),
         };
-        let peer = fields.conn.peer.map(|p| p.ip());
+        // The client a trusted proxy names, else the peer: signature failures count against it.
+        let client = fields.ident.client;
         let memo = fields.conn.memo.clone();
-        match authenticator
-            .authenticate_on(&parts.headers, peer, now.unix_secs(), memo.as_deref())
-            .await
-        {
+        let result = authenticator
+            .authenticate_on(&parts.headers, client, now.unix_secs(), memo.as_deref())
+            .await;
+        if self.ops.records() {
+            self.ops
+                .auth_decision(&fields.ident, now, result.as_deref());
+        }
+        match result {
             Ok(p) => {
                 fields.principal = Some(p.clone());
                 Ok(p)
@@ -409,6 +536,23 @@ impl Shared {
             Err(e) => {
                 fields.detail = Some(e.to_string());
                 Err(respond::rejection(challenger.reject(&e)))
+            }
+        }
+    }
+
+    /// The 401 for a tool's step-up policy (RFC 9470), through the auth layer's one mapping.
+    fn step_up_rejection(&self, denial: StepUpDenial) -> Response<Body> {
+        match &self.auth {
+            AuthMode::Jwt { challenger, .. } => respond::rejection(challenger.reject(
+                &AuthError::InsufficientUserAuthentication {
+                    description: denial.description().to_owned(),
+                    acr_values: denial.acr_values().map(str::to_owned),
+                    max_age: denial.max_age(),
+                },
+            )),
+            // Without auth there is no login to step up; answered like a missing scope.
+            AuthMode::DangerouslyDisabled => {
+                respond::reply(ProtocolError::Internal.reply(false, None))
             }
         }
     }
@@ -524,6 +668,8 @@ impl Shared {
             accepts_sse: accept.sse,
             session: session.clone(),
             now,
+            request_id: Some(fields.ident.request_id.clone()),
+            trace: fields.ident.trace.clone(),
         };
         let resp = self.perform(decision, call, fields).await;
         match &session {
@@ -543,6 +689,8 @@ impl Shared {
             if r.detail.is_some() {
                 fields.detail.clone_from(&r.detail);
             }
+            fields.ending = Some(r.ending);
+            fields.op_tool = r.tool;
         };
         match decision {
             Decision::Reply(r) => {
@@ -550,16 +698,19 @@ impl Shared {
                 respond::reply(r)
             }
             Decision::Run(run) => {
-                if let crate::core::Target::Tool(i) = run.target {
+                if let Target::Tool(i) = run.target {
                     fields.tool = Some(self.core.catalog().tool_name(i));
                 }
                 let (modern, id) = (run.version.is_modern(), run.id.clone());
-                match self.runtime.call(run, call).await {
+                let (call, record) = self.start_run(&run, call, fields);
+                match self.runtime.call(run, call, record).await {
                     Ok(Outcome::Reply(r)) => {
-                        note(fields, &r);
+                        if r.detail.is_some() {
+                            fields.detail.clone_from(&r.detail);
+                        }
                         respond::reply(r)
                     }
-                    Ok(Outcome::Stream(rx)) => respond::sse(rx),
+                    Ok(Outcome::Stream(rx)) => self.sse(rx),
                     Err(limit) => {
                         fields.detail = Some(format!("limit reached: {}", limit.setting()));
                         respond::reply(ProtocolError::Limit(limit).reply(modern, Some(&id)))
@@ -583,7 +734,9 @@ impl Shared {
                     }
                     Err(e) => {
                         fields.detail = Some(e.to_string());
-                        respond::reply(store_error(e).reply(false, Some(&id)))
+                        let r = store_error(e).reply(false, Some(&id));
+                        fields.ending = Some(r.ending);
+                        respond::reply(r)
                     }
                 }
             }
@@ -591,18 +744,25 @@ impl Shared {
                 let Some(session) = &call.session else {
                     return respond::reply(ProtocolError::SessionNotFound.reply(false, None));
                 };
-                match self.runtime.update_session(session, &update).await {
-                    Ok(_) => respond::reply(reply),
-                    Err(e) => respond::reply(store_error(e).reply(false, None)),
-                }
+                let r = match self.runtime.update_session(session, &update).await {
+                    Ok(_) => reply,
+                    Err(e) => store_error(e).reply(false, None),
+                };
+                fields.ending = Some(r.ending);
+                respond::reply(r)
             }
             Decision::Listen(listen) => {
                 let id = listen.id.clone();
                 match self.runtime.listen(listen, &call.principal) {
-                    Ok(opened) => respond::long_sse(opened, self.runtime.config.stream_lifetime),
+                    Ok(opened) => {
+                        fields.ending = Some(Ending::Ok);
+                        self.long_sse(opened)
+                    }
                     Err(e) => {
                         fields.detail = Some(e.to_string());
-                        respond::reply(e.reply(true, Some(&id)))
+                        let r = e.reply(true, Some(&id));
+                        fields.ending = Some(r.ending);
+                        respond::reply(r)
                     }
                 }
             }
@@ -610,18 +770,87 @@ impl Shared {
                 if let Some(s) = &call.session {
                     self.runtime.cancel(s, &id);
                 }
+                fields.ending = Some(Ending::Ok);
                 respond::reply(Reply::accepted())
             }
             Decision::Answer(id, outcome) => {
                 self.answer(call.session.as_deref(), &id, outcome, fields);
                 respond::reply(Reply::accepted())
             }
-            Decision::InsufficientScope(scopes) => {
+            Decision::InsufficientScope { tool, scopes } => {
                 fields.detail = Some("insufficient scope for tool".into());
+                fields.op_tool = Some(tool);
+                fields.tool = Some(self.core.catalog().tool_name(tool));
+                fields.denied = Some(("insufficient_scope", format!("needs {}", scopes.join(" "))));
+                if let Some(m) = &self.ops.metrics {
+                    m.auth(false, "insufficient_scope");
+                }
                 self.scope_rejection(&call.principal, &scopes)
+            }
+            Decision::StepUp { tool, denial } => {
+                fields.detail = Some(format!("step-up required: {}", denial.description()));
+                fields.op_tool = Some(tool);
+                fields.tool = Some(self.core.catalog().tool_name(tool));
+                fields.denied = Some((
+                    "insufficient_user_authentication",
+                    denial.description().to_owned(),
+                ));
+                if let Some(m) = &self.ops.metrics {
+                    m.auth(false, "insufficient_user_authentication");
+                }
+                self.step_up_rejection(denial)
             }
             Decision::Batch(items) => self.batch(items, call, fields).await,
         }
+    }
+
+    /// A handler run's trace context (`_meta` first, SEP-414) and the record of its end.
+    fn start_run(
+        &self,
+        run: &Run,
+        mut call: Call,
+        fields: &mut LogFields<'_>,
+    ) -> (Call, Option<OpRecord>) {
+        if let Some(t) = TraceContext::from_meta(&run.params) {
+            fields.ident.trace = Some(t.clone());
+            call.trace = Some(t);
+        }
+        if !self.ops.records() {
+            return (call, None);
+        }
+        let catalog = self.core.catalog();
+        let (tool, arguments) = match run.target {
+            Target::Tool(i) => (
+                Some((i, catalog.tool_name(i).to_owned())),
+                catalog.tool(i).audit_arguments.then(|| run.arguments()),
+            ),
+            _ => (None, None),
+        };
+        let record = OpRecord::start(
+            self.ops.clone(),
+            self.clock.clone(),
+            fields.ident.clone(),
+            call.principal.clone(),
+            run.method(),
+            tool,
+            arguments,
+            call.now,
+        );
+        (call, Some(record))
+    }
+
+    /// An SSE response, counted as an open stream while it lives.
+    fn sse(&self, rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Response<Body> {
+        respond::sse(rx, OpenStream::open(&self.ops))
+    }
+
+    /// A long-lived SSE stream (GET, listen), counted as open while it lives.
+    fn long_sse(&self, opened: crate::runtime::Opened) -> Response<Body> {
+        respond::long_sse(
+            opened,
+            self.runtime.config.stream_lifetime,
+            OpenStream::open(&self.ops),
+        )
     }
 
     fn answer(
@@ -656,7 +885,8 @@ impl Shared {
                 BatchItem::Reply(body) => push(&mut out, &body),
                 BatchItem::Run(run) => {
                     let id = run.id.clone();
-                    match self.runtime.call_to_reply(run, call.clone()).await {
+                    let (item_call, record) = self.start_run(&run, call.clone(), fields);
+                    match self.runtime.call_to_reply(run, item_call, record).await {
                         Ok(reply) => push(&mut out, &reply.body),
                         Err(limit) => {
                             push(&mut out, &ProtocolError::Limit(limit).batch_item(Some(&id)))
@@ -728,7 +958,7 @@ impl Shared {
                 .map_err(|e| self.core.error_reply(&e)),
         };
         let resp = match opened {
-            Ok(opened) => respond::long_sse(opened, self.runtime.config.stream_lifetime),
+            Ok(opened) => self.long_sse(opened),
             Err(r) => {
                 note_reply(fields, &r);
                 respond::reply(r)
@@ -763,6 +993,9 @@ impl Shared {
         }
     }
 }
+
+/// How long `/readyz` waits for the session store before calling it unreachable.
+const READY_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The protocol error for a session lookup that found nothing usable.
 fn missing(fact: &crate::core::SessionFact) -> ProtocolError {
@@ -803,31 +1036,5 @@ fn reservation(len: u64) -> u64 {
 fn note_reply(fields: &mut LogFields<'_>, r: &Reply) {
     if r.detail.is_some() {
         fields.detail.clone_from(&r.detail);
-    }
-}
-
-/// Formats `n` in decimal into `buf` without allocating.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("ascii digits")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn itoa_writes_decimal() {
-        assert_eq!(itoa(0, &mut [0; 20]), "0");
-        assert_eq!(itoa(412, &mut [0; 20]), "412");
-        assert_eq!(itoa(u64::MAX, &mut [0; 20]), "18446744073709551615");
     }
 }

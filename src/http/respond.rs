@@ -36,19 +36,21 @@ pub(crate) fn reply(reply: Reply) -> Response<Body> {
 
 /// A `200 text/event-stream` response fed by `rx`, with the headers that keep proxies from
 /// buffering or caching it.
-pub(crate) fn sse(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    sse_body(Body::stream(rx))
+pub(crate) fn sse(
+    rx: mpsc::Receiver<Bytes>,
+    guard: Option<crate::ops::OpenStream>,
+) -> Response<Body> {
+    sse_body(Body::stream(rx).counted(guard))
 }
 
 /// A long-lived SSE stream (GET, `subscriptions/listen`): ends cleanly after `lifetime`, and
 /// holds the principal's stream slot while it is open.
-pub(crate) fn long_sse(opened: Opened, lifetime: Duration) -> Response<Body> {
-    sse_body(Body::bounded(
-        opened.frames,
-        lifetime,
-        opened.farewell,
-        opened.permit,
-    ))
+pub(crate) fn long_sse(
+    opened: Opened,
+    lifetime: Duration,
+    guard: Option<crate::ops::OpenStream>,
+) -> Response<Body> {
+    sse_body(Body::bounded(opened.frames, lifetime, opened.farewell, opened.permit).counted(guard))
 }
 
 fn sse_body(body: Body) -> Response<Body> {
@@ -106,6 +108,27 @@ pub(crate) fn health() -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp
+}
+
+/// `/readyz`: 200 `{"status":"ready"}`, or 503 naming what is missing. Never cached.
+pub(crate) fn ready(missing: &[&str]) -> Response<Body> {
+    let body = if missing.is_empty() {
+        Bytes::from_static(b"{\"status\":\"ready\"}")
+    } else {
+        let v = serde_json::json!({"status": "not_ready", "missing": missing});
+        Bytes::from(v.to_string())
+    };
+    let mut resp = Response::new(Body::full(body));
+    if !missing.is_empty() {
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -192,6 +215,8 @@ pub(crate) fn allow_origin(resp: &mut Response<Body>, origin: HeaderValue) {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version"),
+        HeaderValue::from_static(
+            "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version, X-Request-Id",
+        ),
     );
 }

@@ -30,6 +30,7 @@ use super::Runtime;
 use crate::auth::Principal;
 use crate::core::{Facts, HandlerOutput, Reply, Run, Target};
 use crate::log;
+use crate::ops::OpRecord;
 use crate::sources::Now;
 use crate::sse;
 use crate::tool::BoxFuture;
@@ -50,6 +51,10 @@ pub(crate) struct Call {
     pub(crate) session: Option<Arc<SessionRecord>>,
     /// The request's one clock reading.
     pub(crate) now: Now,
+    /// The request's id, for the handler's own logs.
+    pub(crate) request_id: Option<http::HeaderValue>,
+    /// The W3C trace context the handler runs under (`_meta`, else the header).
+    pub(crate) trace: Option<crate::ops::request::TraceContext>,
 }
 
 /// How the shell answers a call.
@@ -111,6 +116,8 @@ struct Running {
     live: Option<Arc<Live>>,
     /// The principal's in-flight slot, held until the handler ends.
     permit: Option<Permit>,
+    /// Reports the run's end to metrics and the audit log (dropped unfinished: cancelled).
+    record: Option<OpRecord>,
 }
 
 impl Drop for Running {
@@ -162,12 +169,16 @@ impl Running {
         })
     }
 
-    fn reply(&self, output: HandlerOutput) -> Reply {
+    fn reply(&mut self, output: HandlerOutput) -> Reply {
         let facts = Facts {
             principal: &self.call.principal,
             now: self.call.now.unix_secs(),
         };
-        self.rt.core.finish(&self.run, output, facts)
+        let reply = self.rt.core.finish(&self.run, output, facts);
+        if let Some(r) = self.record.take() {
+            r.finish(reply.ending);
+        }
+        reply
     }
 }
 
@@ -229,8 +240,19 @@ impl Runtime {
         mut run: Box<Run>,
         call: Call,
         outbox: Option<mpsc::Sender<Bytes>>,
+        record: Option<OpRecord>,
     ) -> Result<(Running, Option<CancelToken>), Limit> {
-        let permit = self.limits.call(&super::owner(&call.principal))?;
+        let permit = match self.limits.call(&super::owner(&call.principal)) {
+            Ok(p) => p,
+            Err(limit) => {
+                if let Some(r) = record {
+                    let refused = crate::core::ProtocolError::Limit(limit)
+                        .reply(run.version.is_modern(), Some(&run.id));
+                    r.finish(refused.ending);
+                }
+                return Err(limit);
+            }
+        };
         let cancel = CancelToken::new();
         let mut ctx = RequestContext::new(
             call.principal.clone(),
@@ -239,7 +261,8 @@ impl Runtime {
         )
         .with_outbox(outbox)
         .with_reporting(run.progress_token.clone(), run.log_level)
-        .with_round(run.input_responses.take(), run.request_state.take());
+        .with_round(run.input_responses.take(), run.request_state.take())
+        .with_ids(call.request_id.clone(), call.trace.clone());
         let mut close = None;
         let mut live = None;
         if let Some(s) = &call.session {
@@ -260,6 +283,7 @@ impl Runtime {
                 cancel,
                 live,
                 permit: Some(permit),
+                record,
             },
             close,
         ))
@@ -270,8 +294,9 @@ impl Runtime {
         self: &Arc<Self>,
         run: Box<Run>,
         call: Call,
+        record: Option<OpRecord>,
     ) -> Result<Reply, Limit> {
-        let (mut running, _) = self.prepare(run, call, None)?;
+        let (mut running, _) = self.prepare(run, call, None, record)?;
         let out = running.join().await;
         Ok(running.reply(out))
     }
@@ -282,16 +307,17 @@ impl Runtime {
         self: &Arc<Self>,
         run: Box<Run>,
         call: Call,
+        record: Option<OpRecord>,
     ) -> Result<Outcome, Limit> {
         let streamable = call.accepts_sse
             && (run.progress_token.is_some() || run.log_level.is_some() || call.session.is_some());
         if !streamable {
-            let (mut running, _) = self.prepare(run, call, None)?;
+            let (mut running, _) = self.prepare(run, call, None, record)?;
             let out = running.join().await;
             return Ok(Outcome::Reply(running.reply(out)));
         }
         let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
-        let (mut running, close) = self.prepare(run, call, Some(tx))?;
+        let (mut running, close) = self.prepare(run, call, Some(tx), record)?;
         let first = {
             let handler = running.handler.as_mut().expect("not started yet");
             let close_wait = async {

@@ -13,6 +13,7 @@ use crate::auth::Principal;
 use crate::core::message::{self, Id};
 use crate::core::mrtr::missing_capability;
 use crate::core::LogLevel;
+use crate::ops::request::TraceContext;
 
 /// A cancellation signal shared by the runtime (which fires it) and a handler (which watches it).
 #[derive(Debug, Clone, Default)]
@@ -165,9 +166,35 @@ pub struct RequestContext {
     request_state: Option<String>,
     client_requests: Option<ClientRequests>,
     close_stream: Option<CancelToken>,
+    request_id: Option<http::HeaderValue>,
+    trace: Option<TraceContext>,
 }
 
 impl RequestContext {
+    /// The request's id (generated, or a trusted proxy's `X-Request-Id`), as the server's log
+    /// lines and audit records name it.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The W3C trace context of this call: `params._meta.traceparent` (SEP-414) when the
+    /// message carries a valid one, else the `traceparent` HTTP header. Parent your own spans
+    /// on it.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+
+    /// The request id and trace context.
+    pub(crate) fn with_ids(
+        mut self,
+        request_id: Option<http::HeaderValue>,
+        trace: Option<TraceContext>,
+    ) -> Self {
+        self.request_id = request_id;
+        self.trace = trace;
+        self
+    }
+
     /// Built by the runtime for each call.
     pub(crate) fn new(
         principal: Arc<Principal>,

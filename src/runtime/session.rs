@@ -168,6 +168,10 @@ pub(crate) trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// This replica stops: a store that lives only here forgets every session; a shared store
     /// keeps them for the other replicas.
     fn stop(&self);
+    /// Whether the store can be reached now (`/readyz`); an in-process store always can.
+    fn ready(&self) -> BoxFut<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Caps and expiry of a session store.

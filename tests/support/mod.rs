@@ -41,6 +41,8 @@ pub fn now() -> u64 {
 /// A running in-process server.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's metrics listener (`GET /metrics`; 503 unless built with `.metrics()`).
+    pub metrics_addr: Option<SocketAddr>,
     pub resource: String,
     pub issuer: DevIssuer,
     stop: CancelToken,
@@ -80,6 +82,10 @@ pub struct Options {
     pub required_scopes: Vec<String>,
     pub keys: Option<Arc<dyn KeyProvider>>,
     pub configure: Option<Box<dyn FnOnce(ServerBuilder) -> ServerBuilder + Send>>,
+    /// Bind here instead of 127.0.0.1:0.
+    pub bind: Option<String>,
+    /// `sensitive-action` answers with an RFC 9470 challenge (`VOUCH_STEP_UP=challenge`).
+    pub guide_step_up: bool,
 }
 
 /// Builds the guide's server (whoami, sensitive-action) for `resource`, trusting the test issuer's keys.
@@ -93,7 +99,11 @@ pub fn build(opts: Options, resource: &str) -> (vouch_mcp::Server, DevIssuer) {
     let mut builder = ServerBuilder::new("vouch-mcp", "0.1.0", resource)
         .authenticator(auth)
         .tool(guide::whoami())
-        .tool(guide::sensitive_action());
+        .tool(if opts.guide_step_up {
+            guide::sensitive_action_challenge()
+        } else {
+            guide::sensitive_action()
+        });
     if let Some(f) = opts.configure {
         builder = f(builder);
     }
@@ -102,11 +112,19 @@ pub fn build(opts: Options, resource: &str) -> (vouch_mcp::Server, DevIssuer) {
 
 /// Starts the guide's server (whoami, sensitive-action) on 127.0.0.1:0 with the test issuer's keys.
 pub async fn start(opts: Options) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bind = opts.bind.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+    let listener = TcpListener::bind(bind.as_str()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let resource = format!("http://localhost:{}/mcp", addr.port());
     let (server, issuer) = build(opts, &resource);
     let stop = CancelToken::new();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().ok();
+    let (m, s3) = (server.clone(), stop.clone());
+    tokio::spawn(async move {
+        m.serve_metrics(metrics, async move { s3.cancelled().await })
+            .await
+    });
     let s2 = stop.clone();
     tokio::spawn(async move {
         server
@@ -115,6 +133,7 @@ pub async fn start(opts: Options) -> TestServer {
     });
     TestServer {
         addr,
+        metrics_addr,
         resource,
         issuer,
         stop,

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use vouch_mcp::{CallToolResult, RequestContext, Schema, Tool, ToolAnnotations, ToolResult};
+use vouch_mcp::{
+    CallToolResult, RequestContext, Schema, StepUp, Tool, ToolAnnotations, ToolResult,
+};
 
 /// Only a JSON `true` counts: the guide's Python truthiness would also accept `"yes"` or `1`.
 fn hardware_verified(claims: &Map<String, Value>) -> bool {
@@ -90,6 +92,20 @@ pub(crate) fn sensitive_action() -> Tool {
         idempotent: Some(true),
         open_world: Some(false),
     })
+}
+
+/// `sensitive-action` for clients that can step up: a token without `hardware_verified: true`
+/// gets HTTP 401 `insufficient_user_authentication` (RFC 9470) instead of the guide's
+/// `isError` result (`VOUCH_STEP_UP=challenge`).
+#[allow(dead_code)] // not every crate that includes this file uses it
+pub(crate) fn sensitive_action_challenge() -> Tool {
+    sensitive_action().step_up(
+        StepUp::new()
+            .claim_equals("hardware_verified", true)
+            .description(
+                "This action requires hardware_verified=true (log in with a hardware key)",
+            ),
+    )
 }
 
 fn sensitive_action_result(claims: &Map<String, Value>) -> ToolResult {

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
+use vouch_mcp::audit::AuditLog;
 use vouch_mcp::auth::fetch::HttpFetcher;
 use vouch_mcp::auth::refresh::RefreshPolicy;
 use vouch_mcp::auth::{AudiencePolicy, Authenticator, JwksCache, Policy, TypPolicy};
 use vouch_mcp::log::{self, Level};
-use vouch_mcp::{Server, ServerBuilder, TlsConfig};
+use vouch_mcp::{BuildError, Server, ServerBuilder, TlsConfig};
 
 use crate::dev::DevIssuer;
 use crate::dev_routes;
 use crate::guide;
-use crate::settings::{read_state_key, Config, ConfigError};
+use crate::settings::{read_state_key, Audit, Config, ConfigError, StepUpMode};
 
 use vouch_mcp::defaults::JWKS_MAX_BYTES;
 
@@ -32,11 +33,29 @@ pub(crate) struct Launched {
     /// The verification policy in force.
     #[cfg_attr(not(test), allow(dead_code))]
     pub policy: Policy,
+    /// The audit writer, reopened on SIGHUP when it writes a file.
+    pub audit: Option<AuditLog>,
+}
+
+/// Whether the key cache starts fetching in the background (a `--check` fetches once itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresh {
+    Background,
+    None,
 }
 
 /// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
 /// (it starts the JWKS refresher). The server starts even when the issuer is down.
 pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
+    launch_with(config, port, Refresh::Background)
+}
+
+/// [`launch`], choosing whether the key cache starts its background refresh.
+pub(crate) fn launch_with(
+    config: &Config,
+    port: u16,
+    refresh: Refresh,
+) -> Result<Launched, ConfigError> {
     let tls = match &config.tls {
         None => None,
         Some(files) => {
@@ -67,19 +86,21 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
     };
     let fetcher = HttpFetcher::new(&jwks_url, config.jwks_timeout, JWKS_MAX_BYTES)
         .map_err(|e| ConfigError(format!("VOUCH_JWKS_URL={jwks_url:?}: {e}")))?;
-    let refresh = RefreshPolicy {
+    let refresh_policy = RefreshPolicy {
         unknown_kid_cooldown: config.jwks_refetch,
         ..RefreshPolicy::default()
     };
     // With no configured URL, OIDC discovery is the fallback when the guide's location is not
     // the issuer's JWKS (most issuers publish elsewhere).
     let keys = if dev.is_none() && config.jwks_url.is_none() {
-        JwksCache::with_discovery(fetcher, &issuer, refresh)
+        JwksCache::with_discovery(fetcher, &issuer, refresh_policy)
             .map_err(|e| ConfigError(format!("VOUCH_ISSUER={issuer:?}: {e}")))?
     } else {
-        JwksCache::new(fetcher, refresh)
+        JwksCache::new(fetcher, refresh_policy)
     };
-    keys.spawn_refresher();
+    if refresh == Refresh::Background {
+        keys.spawn_refresher();
+    }
     let audience = if config.skip_audience {
         log::write(
             Level::Warn,
@@ -119,7 +140,10 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
             .instructions("Tools that report and check the caller's Vouch identity.")
             .authenticator(authenticator)
             .tool(guide::whoami())
-            .tool(guide::sensitive_action())
+            .tool(match config.step_up {
+                StepUpMode::Result => guide::sensitive_action(),
+                StepUpMode::Challenge => guide::sensitive_action_challenge(),
+            })
             .scopes_supported(config.required_scopes.clone())
             .allowed_hosts(config.allowed_hosts.clone())
             .allowed_origins(config.allowed_origins.clone())
@@ -137,9 +161,27 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
             .idle_timeout(config.idle_timeout)
             .page_size(config.page_size)
             .sse_keepalive(config.sse_keepalive)
-            .shutdown_grace(config.shutdown_grace);
+            .shutdown_grace(config.shutdown_grace)
+            .trusted_proxies(config.trusted_proxies.clone());
     if let Some(n) = config.max_connections {
         builder = builder.max_connections(n);
+    }
+    if let Some(p) = &config.listen_path {
+        builder = builder.endpoint_path(p.clone());
+    }
+    if config.metrics_addr.is_some() {
+        builder = builder.metrics();
+    }
+    let audit =
+        match &config.audit {
+            Audit::Off => None,
+            Audit::Stderr => Some(AuditLog::stderr()),
+            Audit::File(path) => Some(AuditLog::file(path).map_err(|e| {
+                ConfigError(format!("VOUCH_MCP_AUDIT={path:?} cannot be opened: {e}"))
+            })?),
+        };
+    if let Some(a) = &audit {
+        builder = builder.audit(Arc::new(a.clone()));
     }
     if let Some(path) = &config.state_key_file {
         builder = builder.state_key(read_state_key(path)?);
@@ -152,9 +194,14 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
             async move { resp }
         });
     }
-    let server = builder
-        .build()
-        .map_err(|e| ConfigError(format!("MCP_RESOURCE_URL: {e}")))?;
+    let server = builder.build().map_err(|e| {
+        let setting = match e {
+            BuildError::BadTrustedProxy(_) => "MCP_TRUSTED_PROXIES",
+            BuildError::BadEndpointPath(_) => "MCP_LISTEN_PATH",
+            _ => "MCP_RESOURCE_URL",
+        };
+        ConfigError(format!("{setting}: {e}"))
+    })?;
     Ok(Launched {
         server,
         issuer,
@@ -162,6 +209,7 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
         dev,
         tls,
         policy,
+        audit,
     })
 }
 
@@ -180,7 +228,7 @@ mod tests {
         })
         .unwrap()
         {
-            Command::Run(c) => *c,
+            Command::Run(c) | Command::Check(c) => *c,
             other => panic!("{other:?}"),
         }
     }
@@ -231,6 +279,29 @@ mod tests {
         );
         let l = launch(&config(&[("VOUCH_SKIP_AUDIENCE", "1")]), 3000).unwrap();
         assert_eq!(l.policy.audience, AudiencePolicy::DangerouslySkip);
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_follows_the_resource_url_unless_a_listen_path_is_set() {
+        let l = launch(
+            &config(&[("MCP_RESOURCE_URL", "https://h.example/tools/mcp")]),
+            3000,
+        )
+        .unwrap();
+        assert_eq!(l.server.endpoint_paths(), ["/tools/mcp", "/tools/mcp/"]);
+        let l = launch(
+            &config(&[
+                ("MCP_RESOURCE_URL", "https://h.example/tools/mcp"),
+                ("MCP_LISTEN_PATH", "/mcp/"),
+            ]),
+            3000,
+        )
+        .unwrap();
+        assert_eq!(l.server.endpoint_paths(), ["/mcp", "/mcp/"]);
+        assert_eq!(
+            l.server.resource_metadata_url(),
+            "https://h.example/.well-known/oauth-protected-resource/tools/mcp"
+        );
     }
 
     #[tokio::test]

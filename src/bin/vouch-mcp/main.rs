@@ -1,5 +1,6 @@
 //! The `vouch-mcp` binary: read the configuration, bind, print the dev banner if asked, serve until a signal.
 
+mod check;
 mod dev;
 mod dev_routes;
 mod guide;
@@ -8,18 +9,22 @@ mod nofile;
 mod settings;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
-use vouch_mcp::log::{self, Level};
+use vouch_mcp::log::{self, Level, StderrSink};
+use vouch_mcp::CancelToken;
 
 use launch::launch;
 use settings::Command;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match settings::parse(&args, &|k| std::env::var(k).ok()) {
-        Ok(Command::Run(c)) => c,
+    let checking = args.iter().any(|a| a == "--check");
+    let (config, check) = match settings::parse(&args, &|k| std::env::var(k).ok()) {
+        Ok(Command::Run(c)) => (c, false),
+        Ok(Command::Check(c)) => (c, true),
         Ok(Command::Help) => {
             print!("{}", settings::usage());
             return ExitCode::SUCCESS;
@@ -30,10 +35,14 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("vouch-mcp: configuration error: {e}");
-            return ExitCode::from(2);
+            // A preflight answers 0 or 1; a server refuses a bad configuration with 2.
+            return ExitCode::from(if checking { 1 } else { 2 });
         }
     };
+    // The binary always logs to stderr, whatever sink the library's features make the default.
+    log::install_sink(Arc::new(StderrSink::start()));
     log::set_level(config.log);
+    log::set_format(config.log_format);
     // Before the server is built: its default connection cap is a fraction of this limit.
     match nofile::raise() {
         nofile::Outcome::Unchanged(n) => {
@@ -59,6 +68,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if check {
+        let (report, ok) = runtime.block_on(check::check(&config));
+        print!("{report}");
+        log::flush();
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     runtime.block_on(run(*config))
 }
 
@@ -84,12 +103,55 @@ async fn run(config: settings::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let stop = CancelToken::new();
+    let metrics = match config.metrics_addr {
+        None => None,
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            // The --dev default may be taken by another dev server: run without metrics then.
+            Err(e) if config.metrics_default => {
+                log::write(
+                    Level::Warn,
+                    format_args!(
+                        "metrics not served: cannot bind {addr}: {e} (set MCP_METRICS_ADDR)"
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "vouch-mcp: cannot bind the metrics listener MCP_METRICS_ADDR={addr}: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let metrics_addr = metrics
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    if let Some(l) = metrics {
+        let (server, stop) = (launched.server.clone(), stop.clone());
+        tokio::spawn(async move {
+            let _ = server
+                .serve_metrics(l, async move { stop.cancelled().await })
+                .await;
+        });
+    }
+    let audit = match (launched.audit.clone(), &config.audit) {
+        (Some(audit), settings::Audit::File(_)) => Some(audit),
+        _ => None,
+    };
+    if launched.tls.is_some() || audit.is_some() {
+        on_sighup(launched.tls.clone(), audit);
+    }
     log::write(
         Level::Info,
         format_args!(
-            "listening: addr={}:{port} resource={} issuer={} jwks={}",
+            "listening: addr={}:{port} resource={} paths={} issuer={} jwks={} metrics={metrics_addr}",
             config.host,
             launched.server.resource_url(),
+            launched.server.endpoint_paths().join(","),
             launched.issuer,
             launched.jwks_url
         ),
@@ -97,15 +159,16 @@ async fn run(config: settings::Config) -> ExitCode {
     if let Some(dev) = &launched.dev {
         print_dev_banner(dev, launched.server.resource_url(), port);
     }
-    let served = match launched.tls {
-        Some(tls) => {
-            reload_on_sighup(tls.clone());
-            launched
-                .server
-                .serve_tls(listener, tls, shutdown_signal())
-                .await
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
         }
-        None => launched.server.serve(listener, shutdown_signal()).await,
+    };
+    let served = match launched.tls {
+        Some(tls) => launched.server.serve_tls(listener, tls, signal).await,
+        None => launched.server.serve(listener, signal).await,
     };
     let code = match served {
         Ok(()) => {
@@ -152,9 +215,9 @@ Mint more tokens:\n\
     );
 }
 
-/// Rereads the TLS certificate and key on every SIGHUP; a refused pair is logged and the pair
-/// in use stays.
-fn reload_on_sighup(tls: vouch_mcp::TlsConfig) {
+/// On every SIGHUP: rereads the TLS certificate and key (a refused pair is logged and the pair
+/// in use stays) and reopens the audit file (log rotation: move the file, then `kill -HUP`).
+fn on_sighup(tls: Option<vouch_mcp::TlsConfig>, audit: Option<vouch_mcp::audit::AuditLog>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -163,30 +226,39 @@ fn reload_on_sighup(tls: vouch_mcp::TlsConfig) {
             Err(e) => {
                 log::write(
                     Level::Warn,
-                    format_args!("tls: no SIGHUP reloads (cannot listen for SIGHUP: {e})"),
+                    format_args!("no SIGHUP reloads (cannot listen for SIGHUP: {e})"),
                 );
                 return;
             }
         };
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => log::write(
-                        Level::Info,
-                        format_args!("tls: SIGHUP: reloaded the certificate and key"),
-                    ),
-                    Err(e) => log::write(
-                        Level::Warn,
-                        format_args!(
-                            "tls: SIGHUP: reload refused, keeping the certificate in use: {e}"
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => log::write(
+                            Level::Info,
+                            format_args!("tls: SIGHUP: reloaded the certificate and key"),
                         ),
-                    ),
+                        Err(e) => log::write(
+                            Level::Warn,
+                            format_args!(
+                                "tls: SIGHUP: reload refused, keeping the certificate in use: {e}"
+                            ),
+                        ),
+                    }
+                }
+                if let Some(audit) = &audit {
+                    audit.reopen();
+                    log::write(
+                        Level::Info,
+                        format_args!("SIGHUP: reopening the audit file"),
+                    );
                 }
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = tls;
+    let _ = (tls, audit);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,12 +1,13 @@
 //! The binary's settings, each declared once (env name, flag, default, parser, help); parsing, `--help` and the README table all come from this table.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use vouch_mcp::auth::Algorithm;
 use vouch_mcp::defaults;
-use vouch_mcp::log::Level;
+use vouch_mcp::log::{Format, Level};
 
 /// Where a setting's value comes from when neither flag nor environment gives one.
 #[derive(Clone, Copy)]
@@ -211,6 +212,82 @@ fn path(s: &str) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(s))
 }
 
+fn log_format(s: &str) -> Result<Format, &'static str> {
+    Format::parse(s).ok_or("is not text or json")
+}
+
+/// `off`, or an `ip:port` to bind.
+fn metrics_addr(s: &str) -> Result<Option<SocketAddr>, &'static str> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| "is not off or an ip:port address (e.g. 127.0.0.1:9464)")
+}
+
+/// Addresses and CIDR blocks (`10.0.0.0/8`, `::1`), comma-separated.
+fn proxies(s: &str) -> Result<Vec<String>, &'static str> {
+    let entries = list(s)?;
+    let ok = |e: &str| {
+        let (addr, len) = e.split_once('/').map_or((e, None), |(a, l)| (a, Some(l)));
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            return false;
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        len.is_none_or(|l| l.parse::<u8>().is_ok_and(|n| n <= max))
+    };
+    if entries.iter().all(|e| ok(e)) {
+        Ok(entries)
+    } else {
+        Err("has an entry that is not an IP address or a CIDR block")
+    }
+}
+
+fn listen_path(s: &str) -> Result<String, &'static str> {
+    if s.starts_with('/') && !s.contains(['?', '#']) && !s.chars().any(char::is_whitespace) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be a path starting with / (no ?, # or spaces)")
+    }
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Audit {
+    /// Nowhere.
+    Off,
+    /// Standard error.
+    Stderr,
+    /// This file (appended; reopened on SIGHUP).
+    File(PathBuf),
+}
+
+fn audit(s: &str) -> Result<Audit, &'static str> {
+    Ok(match s {
+        "off" => Audit::Off,
+        "stderr" => Audit::Stderr,
+        p => Audit::File(PathBuf::from(p)),
+    })
+}
+
+/// What `sensitive-action` does for a token without `hardware_verified: true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepUpMode {
+    /// The guide's `isError` result with `hardware_key_required`.
+    Result,
+    /// HTTP 401 `insufficient_user_authentication` (RFC 9470).
+    Challenge,
+}
+
+fn step_up(s: &str) -> Result<StepUpMode, &'static str> {
+    match s {
+        "result" => Ok(StepUpMode::Result),
+        "challenge" => Ok(StepUpMode::Challenge),
+        _ => Err("is not result or challenge"),
+    }
+}
+
 macro_rules! setting {
     ($name:ident: $t:ty = $env:literal, $flag:literal, $default:expr, $parse:expr, $help:literal) => {
         const $name: Setting<$t> = Setting {
@@ -331,6 +408,18 @@ setting!(TLS_WATCH: Duration = "MCP_TLS_WATCH_SECS", "--tls-watch-secs", Default
     "how often the TLS files are checked for a change (`0`: only on SIGHUP)");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
     "`off`, `error`, `warn`, `info`, `debug`");
+setting!(LOG_FORMAT: Format = "VOUCH_MCP_LOG_FORMAT", "--log-format", Default::Text("text"), log_format,
+    "`text` (`key=value`) or `json` (one object per line)");
+setting!(METRICS_ADDR: Option<SocketAddr> = "MCP_METRICS_ADDR", "--metrics-addr", Default::Derived("off (--dev: 127.0.0.1:9464)"), metrics_addr,
+    "`ip:port` of a separate listener serving Prometheus `GET /metrics`, or `off`");
+setting!(TRUSTED_PROXIES: Vec<String> = "MCP_TRUSTED_PROXIES", "--trusted-proxies", Default::None, proxies,
+    "proxy addresses or CIDR blocks whose `X-Forwarded-For` and `X-Request-Id` are believed");
+setting!(LISTEN_PATH: String = "MCP_LISTEN_PATH", "--listen-path", Default::Derived("the resource URL's path"), listen_path,
+    "path the endpoint is served at, for a proxy that strips a prefix");
+setting!(AUDIT: Audit = "VOUCH_MCP_AUDIT", "--audit", Default::Text("off"), audit,
+    "audit log of auth decisions and tool calls: `off`, `stderr` or a file (JSON lines; reopened on SIGHUP)");
+setting!(STEP_UP: StepUpMode = "VOUCH_STEP_UP", "--step-up", Default::Text("result"), step_up,
+    "`sensitive-action` without a hardware key: `result` (the guide's `isError`) or `challenge` (401, RFC 9470)");
 
 /// Every setting, in the order `--help` and the README list them.
 static ALL: &[&dyn Described] = &[
@@ -373,6 +462,12 @@ static ALL: &[&dyn Described] = &[
     &TLS_KEY_FILE,
     &TLS_WATCH,
     &LOG,
+    &LOG_FORMAT,
+    &METRICS_ADDR,
+    &TRUSTED_PROXIES,
+    &LISTEN_PATH,
+    &AUDIT,
+    &STEP_UP,
 ];
 
 /// The resolved configuration.
@@ -418,6 +513,15 @@ pub(crate) struct Config {
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) tls_watch: Duration,
     pub(crate) log: Level,
+    pub(crate) log_format: Format,
+    /// Where the metrics listener binds (`None`: off).
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// The metrics address is the `--dev` default, not one the operator chose.
+    pub(crate) metrics_default: bool,
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) listen_path: Option<String>,
+    pub(crate) audit: Audit,
+    pub(crate) step_up: StepUpMode,
 }
 
 /// `MCP_TLS_CERT_FILE` and `MCP_TLS_KEY_FILE`, given together.
@@ -432,6 +536,8 @@ pub(crate) struct TlsFiles {
 pub(crate) enum Command {
     /// Run the server.
     Run(Box<Config>),
+    /// Validate the settings, fetch the keys once, report, exit.
+    Check(Box<Config>),
     /// Print usage.
     Help,
     /// Print the version.
@@ -444,6 +550,7 @@ pub(crate) fn usage() -> String {
         "vouch-mcp: MCP remote server with Vouch OIDC (ES256) authorization\n\n\
          USAGE: vouch-mcp [--dev] [--FLAG VALUE]...\n\n\
          --dev    run with a built-in dev issuer on 127.0.0.1 and print ready tokens (flag only)\n\
+         --check  validate every setting, fetch the JWKS once, print what was found, exit 0 or 1\n\
          --help   this text;  --version  the version\n\n\
          Each setting is an environment variable or a flag (the flag wins):\n\n",
     );
@@ -493,12 +600,14 @@ pub(crate) fn parse(
 ) -> Result<Command, ConfigError> {
     let mut flags: Vec<(String, Option<String>)> = Vec::new();
     let mut dev = false;
+    let mut check = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
             "--dev" => dev = true,
+            "--check" => check = true,
             a if a.starts_with("--") => {
                 let (name, inline) = match a.split_once('=') {
                     Some((n, v)) => (n, Some(v.to_owned())),
@@ -550,7 +659,9 @@ pub(crate) fn parse(
             TLS_CERT_FILE.env, TLS_KEY_FILE.env
         )));
     }
-    Ok(Command::Run(Box::new(Config {
+    let metrics = METRICS_ADDR.get(&src)?;
+    let dev_metrics: SocketAddr = ([127, 0, 0, 1], 9464).into();
+    let config = Box::new(Config {
         dev,
         issuer: ISSUER.value(&src)?,
         jwks_url: JWKS_URL.get(&src)?,
@@ -590,7 +701,22 @@ pub(crate) fn parse(
         tls,
         tls_watch: TLS_WATCH.value(&src)?,
         log: LOG.value(&src)?,
-    })))
+        log_format: LOG_FORMAT.value(&src)?,
+        metrics_addr: match metrics {
+            Some(explicit) => explicit,
+            None => dev.then_some(dev_metrics),
+        },
+        metrics_default: metrics.is_none() && dev,
+        trusted_proxies: TRUSTED_PROXIES.get(&src)?.unwrap_or_default(),
+        listen_path: LISTEN_PATH.get(&src)?,
+        audit: AUDIT.value(&src)?,
+        step_up: STEP_UP.value(&src)?,
+    });
+    Ok(if check {
+        Command::Check(config)
+    } else {
+        Command::Run(config)
+    })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -674,7 +800,7 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         match parse(&args, &lookup)? {
-            Command::Run(c) => Ok(*c),
+            Command::Run(c) | Command::Check(c) => Ok(*c),
             other => panic!("{other:?}"),
         }
     }
@@ -718,12 +844,53 @@ mod tests {
             ("VOUCH_LEEWAY_SECS", "-1"),
             ("MCP_MAX_SESSIONS", "0"),
             ("VOUCH_MCP_LOG", "loud"),
+            ("VOUCH_MCP_LOG_FORMAT", "xml"),
+            ("MCP_METRICS_ADDR", "9464"),
+            ("MCP_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("MCP_TRUSTED_PROXIES", "proxy.internal"),
+            ("MCP_LISTEN_PATH", "mcp"),
+            ("VOUCH_STEP_UP", "maybe"),
         ] {
             let e = run(&[], &[(k, v)]).unwrap_err();
             assert!(e.0.contains(k), "{k}={v}: {e}");
         }
         assert!(run(&["--bogus"], &[]).unwrap_err().0.contains("--bogus"));
         assert!(run(&["--port", "x"], &[]).unwrap_err().0.contains("--port"));
+    }
+
+    #[test]
+    fn operations_settings_parse() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(
+            (c.log_format, c.metrics_addr, c.audit.clone()),
+            (Format::Text, None, Audit::Off)
+        );
+        assert_eq!(c.step_up, StepUpMode::Result);
+        let dev = run(&["--dev"], &[]).unwrap();
+        assert_eq!(dev.metrics_addr, Some(([127, 0, 0, 1], 9464).into()));
+        assert!(dev.metrics_default);
+        let off = run(&["--dev", "--metrics-addr", "off"], &[]).unwrap();
+        assert_eq!((off.metrics_addr, off.metrics_default), (None, false));
+        let c = run(
+            &["--check"],
+            &[
+                ("VOUCH_MCP_LOG_FORMAT", "json"),
+                ("MCP_METRICS_ADDR", "127.0.0.1:0"),
+                ("MCP_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+                ("MCP_LISTEN_PATH", "/mcp"),
+                ("VOUCH_MCP_AUDIT", "/var/log/audit.jsonl"),
+                ("VOUCH_STEP_UP", "challenge"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.log_format, Format::Json);
+        assert_eq!(c.metrics_addr, Some(([127, 0, 0, 1], 0).into()));
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert_eq!(c.listen_path.as_deref(), Some("/mcp"));
+        assert_eq!(c.audit, Audit::File("/var/log/audit.jsonl".into()));
+        assert_eq!(c.step_up, StepUpMode::Challenge);
+        let args: Vec<String> = vec!["--check".into()];
+        assert!(matches!(parse(&args, &|_| None), Ok(Command::Check(_))));
     }
 
     #[test]
