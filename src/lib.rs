@@ -85,6 +85,11 @@ mod json;
 pub mod log;
 mod notify;
 pub mod prompt;
+/// The shared backend that lets several replicas serve one deployment (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use crate::runtime::redis::{RedisBackend, RedisConfig, RedisError, DEFAULT_PREFIX};
+}
 pub mod resource;
 mod runtime;
 mod schema;

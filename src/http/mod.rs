@@ -277,6 +277,9 @@ impl Shared {
         if let Some(v) = &fields.detail {
             log::field(&mut line, "detail", v);
         }
+        if let Some(r) = self.runtime.replica() {
+            log::field(&mut line, "replica", r);
+        }
         log::emit(log::Level::Info, end.system_time(), line);
     }
 
@@ -713,7 +716,7 @@ impl Shared {
             Ok(Some(last)) => {
                 fields.detail = Some(format!("resume {last}"));
                 self.runtime
-                    .resume(&record, &principal, last)
+                    .resume(record.clone(), &principal, last)
                     .await
                     .map_err(|e| self.core.error_reply(&e))
             }
