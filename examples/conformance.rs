@@ -60,6 +60,32 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(run(host, port))
 }
 
+/// `MCP_REDIS_URL` and `MCP_REDIS_PREFIX`, as the binary reads them: several replicas of this
+/// example behind a load balancer serve one deployment (needs `--features redis`).
+async fn shared(builder: ServerBuilder) -> Result<ServerBuilder, std::process::ExitCode> {
+    let Some(url) = std::env::var("MCP_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use vouch_mcp::redis::{RedisBackend, RedisConfig, DEFAULT_PREFIX};
+        let prefix = std::env::var("MCP_REDIS_PREFIX").unwrap_or_else(|_| DEFAULT_PREFIX.into());
+        match RedisBackend::connect(RedisConfig::new(url).prefix(prefix)).await {
+            Ok(backend) => Ok(builder.redis(backend)),
+            Err(e) => {
+                eprintln!("conformance: MCP_REDIS_URL: {e}");
+                Err(std::process::ExitCode::FAILURE)
+            }
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, builder);
+        eprintln!("conformance: MCP_REDIS_URL needs --features redis");
+        Err(std::process::ExitCode::from(2))
+    }
+}
+
 async fn run(host: String, port: u16) -> std::process::ExitCode {
     let listener = match TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
@@ -72,7 +98,7 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     // The suite only accepts loopback URLs (dns-rebinding-protection), and our Host check allows
     // every loopback name, so the resource URL may name 127.0.0.1 whatever HOST is.
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let server = match fixtures(ServerBuilder::new(
+    let builder = fixtures(ServerBuilder::new(
         "vouch-mcp-conformance",
         env!("CARGO_PKG_VERSION"),
         &url,
@@ -80,9 +106,12 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     .dangerously_disable_auth()
     .logging()
     // Sessions the suite never deletes (0.1.16 sends no DELETE) must not pile up.
-    .session_idle_timeout(Duration::from_secs(120))
-    .build()
-    {
+    .session_idle_timeout(Duration::from_secs(120));
+    let builder = match shared(builder).await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let server = match builder.build() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("conformance: {e}");

@@ -207,6 +207,17 @@ fn level(s: &str) -> Result<Level, &'static str> {
     Level::parse(s).ok_or("is not off, error, warn, info or debug")
 }
 
+fn redis_url(s: &str) -> Result<String, &'static str> {
+    let rest = s
+        .strip_prefix("redis://")
+        .or_else(|| s.strip_prefix("rediss://"))
+        .ok_or("is not a redis:// or rediss:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("is not a redis:// or rediss:// URL");
+    }
+    Ok(s.to_owned())
+}
+
 fn path(s: &str) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(s))
 }
@@ -323,6 +334,10 @@ setting!(SHUTDOWN_GRACE: Duration = "MCP_SHUTDOWN_GRACE_SECS", "--shutdown-grace
     "time in-flight requests get on SIGINT/SIGTERM");
 setting!(STATE_KEY_FILE: PathBuf = "MCP_STATE_KEY_FILE", "--state-key-file", Default::Derived("random per process"), path,
     "file holding the 32-byte `requestState` secret (raw, or 64 hex digits); replicas share it");
+setting!(REDIS_URL: String = "MCP_REDIS_URL", "--redis-url", Default::Derived("unset: sessions in this process only"), redis_url,
+    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams and notifications through it");
+setting!(REDIS_PREFIX: String = "MCP_REDIS_PREFIX", "--redis-prefix", Default::Text("vouch-mcp:"), text,
+    "prefix of every Redis key and channel, so deployments can share one Redis");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
     "`off`, `error`, `warn`, `info`, `debug`");
 
@@ -363,6 +378,8 @@ static ALL: &[&dyn Described] = &[
     &SSE_KEEPALIVE,
     &SHUTDOWN_GRACE,
     &STATE_KEY_FILE,
+    &REDIS_URL,
+    &REDIS_PREFIX,
     &LOG,
 ];
 
@@ -405,6 +422,9 @@ pub(crate) struct Config {
     pub(crate) sse_keepalive: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) state_key_file: Option<PathBuf>,
+    /// Never logged as given: it may hold a password.
+    pub(crate) redis_url: Option<String>,
+    pub(crate) redis_prefix: String,
     pub(crate) log: Level,
 }
 
@@ -552,6 +572,8 @@ pub(crate) fn parse(
         sse_keepalive: SSE_KEEPALIVE.value(&src)?,
         shutdown_grace: SHUTDOWN_GRACE.value(&src)?,
         state_key_file: STATE_KEY_FILE.get(&src)?,
+        redis_url: REDIS_URL.get(&src)?,
+        redis_prefix: REDIS_PREFIX.value(&src)?,
         log: LOG.value(&src)?,
     })))
 }
@@ -658,6 +680,18 @@ mod tests {
         assert_eq!(c.jwks_timeout, Duration::from_secs(5));
         assert_eq!(c.leeway_secs, 60);
         assert_eq!(c.state_key_file, None);
+        assert_eq!((c.redis_url, c.redis_prefix.as_str()), (None, "vouch-mcp:"));
+    }
+
+    #[test]
+    fn redis_settings_parse() {
+        let c = run(
+            &["--redis-prefix", "blue:"],
+            &[("MCP_REDIS_URL", "rediss://u:p@h:6380/2")],
+        )
+        .unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("rediss://u:p@h:6380/2"));
+        assert_eq!(c.redis_prefix, "blue:");
     }
 
     #[test]
@@ -680,6 +714,7 @@ mod tests {
             ("VOUCH_LEEWAY_SECS", "-1"),
             ("MCP_MAX_SESSIONS", "0"),
             ("VOUCH_MCP_LOG", "loud"),
+            ("MCP_REDIS_URL", "http://h:6379"),
         ] {
             let e = run(&[], &[(k, v)]).unwrap_err();
             assert!(e.0.contains(k), "{k}={v}: {e}");
