@@ -171,9 +171,10 @@ fn fixtures(b: ServerBuilder) -> ServerBuilder {
         ))
         .tool(trigger_change(
             "test_trigger_prompt_change",
-            notifier,
+            notifier.clone(),
             Notifier::prompts_changed,
         ))
+        .tool(trigger_resource_update(notifier))
         .list_changed(ListChanged {
             tools: true,
             prompts: true,
@@ -592,6 +593,28 @@ fn missing_capability() -> Tool {
         },
     )
     .input_schema(no_args())
+}
+
+/// Announces an update of the resource named `uri` (the replica tests of the cluster harness:
+/// a subscribed session's GET stream on another replica must receive it).
+fn trigger_resource_update(notifier: Notifier) -> Tool {
+    Tool::new(
+        "test_trigger_resource_update",
+        "Diagnostic tool that announces an update of the resource `uri`",
+        move |_ctx: RequestContext, args: Map<String, Value>| {
+            let notifier = notifier.clone();
+            async move {
+                let uri = args.get("uri").and_then(Value::as_str).unwrap_or("").to_owned();
+                notifier.resource_updated(uri);
+                Ok(CallToolResult::text("Resource update announced"))
+            }
+        },
+    )
+    .input_schema(json!({
+        "type": "object",
+        "properties": {"uri": {"type": "string"}},
+        "required": ["uri"]
+    }))
 }
 
 /// server-stateless: announces a list change to `subscriptions/listen` streams.

@@ -587,9 +587,13 @@ impl ServerBuilder {
             max_sessions: self.max_sessions,
             max_per_principal: self.max_sessions_per_principal,
         };
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::new(limits));
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut events: Arc<dyn EventStore> = Arc::new(MemoryEvents::default());
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut live = LiveSessions::default();
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut peers: Option<Arc<dyn Peers>> = None;
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {

@@ -37,6 +37,9 @@ pub(crate) trait Peers: Send + Sync + fmt::Debug + 'static {
     fn replica(&self) -> &str;
     /// Sends to every other replica, or only to `to` when given.
     fn send(&self, to: Option<&str>, message: PeerMessage);
+    /// Sends to every other replica and completes once the message is handed to them (so a
+    /// response sent after it cannot overtake it), or once that failed.
+    fn announce(&self, message: PeerMessage) -> crate::runtime::session::BoxFut<'_, ()>;
 }
 
 /// Changes a slow stream may fall behind before it skips the oldest.

@@ -167,12 +167,10 @@ impl Runtime {
         update: &SessionUpdate,
     ) -> Result<bool, StoreError> {
         let found = self.sessions.update(&session.id, update).await?;
-        self.tell_peers(
-            None,
-            PeerMessage::Changed {
-                session: session.id.to_string(),
-            },
-        );
+        self.announce(PeerMessage::Changed {
+            session: session.id.to_string(),
+        })
+        .await;
         Ok(found)
     }
 
@@ -189,7 +187,7 @@ impl Runtime {
         }
         let existed = self.sessions.delete(id).await?;
         self.end_session_here(id).await;
-        self.tell_peers(None, PeerMessage::Ended { session: id.into() });
+        self.announce(PeerMessage::Ended { session: id.into() }).await;
         Ok(existed)
     }
 
@@ -203,6 +201,13 @@ impl Runtime {
     fn free_live_state(&self, id: &str) {
         self.live.close(id);
         self.streams.drop_session(id);
+    }
+
+    /// Tells the other replicas before the response goes out.
+    async fn announce(&self, message: PeerMessage) {
+        if let Some(p) = &self.peers {
+            p.announce(message).await;
+        }
     }
 
     fn tell_peers(&self, to: Option<&str>, message: PeerMessage) {
@@ -278,6 +283,7 @@ impl Runtime {
     }
 
     /// A message from another replica.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_peer(&self, message: PeerMessage) {
         match message {
             PeerMessage::Cancel { session, request } => {
@@ -313,7 +319,10 @@ impl Runtime {
             Ok(ids) => {
                 for id in &ids {
                     self.end_session_here(id).await;
-                    self.tell_peers(None, PeerMessage::Ended { session: id.to_string() });
+                    self.announce(PeerMessage::Ended {
+                        session: id.to_string(),
+                    })
+                    .await;
                 }
                 ids.len()
             }

@@ -446,6 +446,11 @@ impl Live {
         }
     }
 
+    /// The standalone stream's number, if a GET made one here.
+    pub(crate) fn current_standalone(&self) -> Option<u64> {
+        *self.standalone.lock().expect("session lock poisoned")
+    }
+
     /// True while `stream` is this replica's standalone stream of the session.
     pub(crate) fn is_standalone(&self, stream: u64) -> bool {
         *self.standalone.lock().expect("session lock poisoned") == Some(stream)

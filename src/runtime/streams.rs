@@ -44,6 +44,23 @@ impl Runtime {
             .stream(&super::owner(principal))
             .map_err(ProtocolError::Limit)?;
         let live = self.live.get(&session.id);
+        if let Some(current) = live.current_standalone() {
+            let stream = StreamHandle::existing(
+                self.events.clone(),
+                self.streams.clone(),
+                session.id.clone(),
+                current,
+            );
+            if stream.is_live() {
+                return Err(ProtocolError::StreamConflict);
+            }
+        }
+        // With replicas, a connection held open on another one conflicts as well.
+        match self.events.hold(&session.id, false).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ProtocolError::StreamConflict),
+            Err(_) => return Err(ProtocolError::SessionStoreUnavailable),
+        }
         let (stream_id, created) = live.standalone(|| self.stream_id());
         let stream = if created {
             let opened = StreamHandle::open(
@@ -71,13 +88,8 @@ impl Runtime {
             )
         };
         if stream.is_live() {
+            // Another GET attached while this one waited for the store.
             return Err(ProtocolError::StreamConflict);
-        }
-        // With replicas, a connection held open on another one conflicts as well.
-        match self.events.hold(&session.id, false).await {
-            Ok(true) => {}
-            Ok(false) => return Err(ProtocolError::StreamConflict),
-            Err(_) => return Err(ProtocolError::SessionStoreUnavailable),
         }
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
         stream.attach(tx);

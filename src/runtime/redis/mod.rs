@@ -478,6 +478,16 @@ impl Peers for Hub {
         };
         self.publish(channel, encode_peer(&message));
     }
+
+    fn announce(&self, message: PeerMessage) -> crate::runtime::session::BoxFut<'_, ()> {
+        Box::pin(async move {
+            let cmd = redis::cmd("PUBLISH")
+                .arg(format!("{}all", self.prefix))
+                .arg(encode_peer(&message))
+                .to_owned();
+            let _: Result<i64, _> = self.query("publish", &cmd).await;
+        })
+    }
 }
 
 fn encode_peer(m: &PeerMessage) -> String {
