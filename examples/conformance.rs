@@ -63,7 +63,10 @@ fn main() -> std::process::ExitCode {
 /// `MCP_REDIS_URL` and `MCP_REDIS_PREFIX`, as the binary reads them: several replicas of this
 /// example behind a load balancer serve one deployment (needs `--features redis`).
 async fn shared(builder: ServerBuilder) -> Result<ServerBuilder, std::process::ExitCode> {
-    let Some(url) = std::env::var("MCP_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+    let Some(url) = std::env::var("MCP_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
         return Ok(builder);
     };
     #[cfg(feature = "redis")]
@@ -604,7 +607,11 @@ fn trigger_resource_update(notifier: Notifier) -> Tool {
         move |_ctx: RequestContext, args: Map<String, Value>| {
             let notifier = notifier.clone();
             async move {
-                let uri = args.get("uri").and_then(Value::as_str).unwrap_or("").to_owned();
+                let uri = args
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 notifier.resource_updated(uri);
                 Ok(CallToolResult::text("Resource update announced"))
             }

@@ -595,10 +595,21 @@ impl StreamHandle {
         }
         let mut finished = replay.finished;
         if let Some(request) = &replay.producer_gone {
-            let handle = Self::existing(store.clone(), live_streams.clone(), session.clone(), last.stream);
+            let handle = Self::existing(
+                store.clone(),
+                live_streams.clone(),
+                session.clone(),
+                last.stream,
+            );
             let error = producer_gone_error(request);
             if let Ok(seq) = store.append(&session, last.stream, error.clone()).await {
-                let _ = live.try_send(sse::event(Some(EventId { stream: last.stream, seq }), &error));
+                let _ = live.try_send(sse::event(
+                    Some(EventId {
+                        stream: last.stream,
+                        seq,
+                    }),
+                    &error,
+                ));
                 seen = seen.max(seq);
             }
             handle.finish().await;
@@ -641,12 +652,26 @@ mod tests {
     async fn resume_replays_only_later_events_of_that_stream() {
         let (store, live, session) = handles();
         let (tx, mut rx) = mpsc::channel(8);
-        let a = StreamHandle::open(store.clone(), live.clone(), session.clone(), 1, Origin::Standalone, Some(tx))
-            .await
-            .unwrap();
-        let b = StreamHandle::open(store.clone(), live.clone(), session.clone(), 2, Origin::Standalone, None)
-            .await
-            .unwrap();
+        let a = StreamHandle::open(
+            store.clone(),
+            live.clone(),
+            session.clone(),
+            1,
+            Origin::Standalone,
+            Some(tx),
+        )
+        .await
+        .unwrap();
+        let b = StreamHandle::open(
+            store.clone(),
+            live.clone(),
+            session.clone(),
+            2,
+            Origin::Standalone,
+            None,
+        )
+        .await
+        .unwrap();
         a.send(Bytes::from_static(b"1")).await;
         b.send(Bytes::from_static(b"\"other\"")).await;
         a.send(Bytes::from_static(b"2")).await;

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use bus::{PeerMessage, Peers};
 pub(crate) use call::{Call, Outcome};
 use context::CancelToken;
-use bus::{PeerMessage, Peers};
 use events::{EventStore, LiveStreams};
 use session::{LiveSessions, Owner, SessionRecord, SessionStore, StoreError};
 pub(crate) use streams::Opened;
@@ -187,7 +187,8 @@ impl Runtime {
         }
         let existed = self.sessions.delete(id).await?;
         self.end_session_here(id).await;
-        self.announce(PeerMessage::Ended { session: id.into() }).await;
+        self.announce(PeerMessage::Ended { session: id.into() })
+            .await;
         Ok(existed)
     }
 
@@ -257,7 +258,12 @@ impl Runtime {
     }
 
     /// Sends an answer to the replica named in the request id (`srv-<replica>-N`).
-    fn forward_answer(&self, session: &SessionRecord, id: &Id, outcome: Result<Value, Value>) -> bool {
+    fn forward_answer(
+        &self,
+        session: &SessionRecord,
+        id: &Id,
+        outcome: Result<Value, Value>,
+    ) -> bool {
         let (Some(me), Id::Str(text)) = (self.replica(), id) else {
             return false;
         };
@@ -301,7 +307,9 @@ impl Runtime {
                     .find(&session)
                     .is_some_and(|l| l.client_requests().resolve(&Id::Str(id.clone()), outcome));
                 if delivered {
-                    log::debug(format_args!("answer to {id} delivered from another replica"));
+                    log::debug(format_args!(
+                        "answer to {id} delivered from another replica"
+                    ));
                 } else {
                     let mut line = String::from("answer from another replica: nobody waits for it");
                     log::field(&mut line, "id", &id);

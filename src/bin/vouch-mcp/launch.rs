@@ -216,7 +216,12 @@ mod tests {
 
     #[tokio::test]
     async fn default_jwks_url_is_the_guides() {
-        let l = launch(&config(&[("VOUCH_ISSUER", "https://issuer.example")]), 3000, None).unwrap();
+        let l = launch(
+            &config(&[("VOUCH_ISSUER", "https://issuer.example")]),
+            3000,
+            None,
+        )
+        .unwrap();
         assert_eq!(l.jwks_url, "https://issuer.example/oauth/jwks");
         assert_eq!(l.issuer, "https://issuer.example");
         assert_eq!(l.server.resource_url(), "http://localhost:3000/mcp");
@@ -265,7 +270,12 @@ mod tests {
 
     #[tokio::test]
     async fn plain_http_jwks_to_a_remote_host_is_a_configuration_error() {
-        let err = launch(&config(&[("VOUCH_ISSUER", "http://issuer.example")]), 3000, None).unwrap_err();
+        let err = launch(
+            &config(&[("VOUCH_ISSUER", "http://issuer.example")]),
+            3000,
+            None,
+        )
+        .unwrap_err();
         assert!(err.0.contains("VOUCH_JWKS_URL"), "{err}");
     }
 }

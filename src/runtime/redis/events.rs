@@ -94,7 +94,7 @@ impl RedisEvents {
                 self.detach_later(&session, stream);
                 continue;
             }
-            if self.hub.is_alive(&remote.producer, now) {
+            if self.hub.is_alive_now(&remote.producer, now).await {
                 continue;
             }
             let error = producer_gone_error(&remote.request);
@@ -207,7 +207,7 @@ impl EventStore for RedisEvents {
             let mut producer_gone = None;
             if attach && !finished && !standalone && producer != *self.hub.replica {
                 let request: Value = serde_json::from_str(&request).unwrap_or(Value::Null);
-                if self.hub.is_alive(&producer, now_ms()) {
+                if self.hub.is_alive_now(&producer, now_ms()).await {
                     self.remote
                         .lock()
                         .expect("remote streams poisoned")
@@ -244,7 +244,10 @@ impl EventStore for RedisEvents {
             inv.key(self.hub.key(format_args!("es:{session}")))
                 .arg(&self.hub.prefix)
                 .arg(session);
-            self.hub.invoke::<i64>("forget streams", inv).await.map(drop)
+            self.hub
+                .invoke::<i64>("forget streams", inv)
+                .await
+                .map(drop)
         })
     }
 
@@ -274,7 +277,10 @@ impl EventStore for RedisEvents {
         Box::pin(async move {
             let mut inv = scripts::DELETE_IF.prepare_invoke();
             inv.key(self.holder_key(session)).arg(&*self.hub.replica);
-            self.hub.invoke::<i64>("release stream", inv).await.map(drop)
+            self.hub
+                .invoke::<i64>("release stream", inv)
+                .await
+                .map(drop)
         })
     }
 }

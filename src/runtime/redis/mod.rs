@@ -98,7 +98,9 @@ impl fmt::Display for RedisError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadUrl(u) => write!(f, "{u} is not a redis:// or rediss:// URL"),
-            Self::Unreachable(u, why) => write!(f, "the session store at {u} is unreachable: {why}"),
+            Self::Unreachable(u, why) => {
+                write!(f, "the session store at {u} is unreachable: {why}")
+            }
             Self::NoRandomness => f.write_str("the random source failed"),
         }
     }
@@ -120,6 +122,14 @@ pub(crate) fn redact(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+/// What a server built on the backend uses in place of the in-memory defaults.
+pub(crate) type Parts = (
+    Arc<dyn SessionStore>,
+    Arc<dyn EventStore>,
+    Arc<dyn Peers>,
+    Arc<dyn Bus>,
+);
 
 /// A connection to the shared backend; give it to
 /// [`ServerBuilder::redis`](crate::ServerBuilder::redis). Every replica that connects to the
@@ -205,7 +215,9 @@ impl RedisBackend {
         random.fill(&mut id).map_err(|_| RedisError::NoRandomness)?;
         let replica: Arc<str> = hex(&id).into();
         let mut key = [0u8; 32];
-        random.fill(&mut key).map_err(|_| RedisError::NoRandomness)?;
+        random
+            .fill(&mut key)
+            .map_err(|_| RedisError::NoRandomness)?;
         let prefix = config.prefix;
         let key_name = format!("{prefix}state-key");
         let mut c = conn.clone();
@@ -244,6 +256,7 @@ impl RedisBackend {
             events: OnceLock::new(),
             bus: MemoryBus::default(),
             alive: Mutex::new(HashMap::new()),
+            alive_read_ms: AtomicU64::new(0),
             last_complaint_ms: AtomicU64::new(0),
         });
         tokio::spawn(publish_loop(Arc::downgrade(&hub), outbox_rx));
@@ -267,10 +280,7 @@ impl RedisBackend {
     }
 
     /// The stores for a server with these limits.
-    pub(crate) fn parts(
-        &self,
-        limits: SessionLimits,
-    ) -> (Arc<dyn SessionStore>, Arc<dyn EventStore>, Arc<dyn Peers>, Arc<dyn Bus>) {
+    pub(crate) fn parts(&self, limits: SessionLimits) -> Parts {
         let sessions = Arc::new(RedisSessions::new(self.hub.clone(), limits));
         let events = Arc::new(RedisEvents::new(self.hub.clone(), limits.idle_ms));
         let _ = self.hub.sessions.set(sessions.clone());
@@ -305,6 +315,8 @@ pub(crate) struct Hub {
     bus: MemoryBus,
     /// Other replicas and when they were last heard of (ms since the epoch).
     alive: Mutex<HashMap<String, u64>>,
+    /// When `alive` was last read from Redis: an older list judges nobody dead.
+    alive_read_ms: AtomicU64,
     last_complaint_ms: AtomicU64,
 }
 
@@ -374,15 +386,37 @@ impl Hub {
         StoreError::Unavailable
     }
 
-    /// True when `replica` was heard of within [`DEAD_MS`] (this replica always is).
+    /// True when `replica` was heard of within [`DEAD_MS`] (this replica always is). While
+    /// this replica cannot read the heartbeats (Redis is away), nobody is taken for dead.
     fn is_alive(&self, replica: &str, now: u64) -> bool {
+        let stale = now.saturating_sub(self.alive_read_ms.load(Ordering::Relaxed))
+            > 2 * TICK.as_millis() as u64;
         replica == &*self.replica
+            || stale
             || self
                 .alive
                 .lock()
                 .expect("alive poisoned")
                 .get(replica)
                 .is_some_and(|seen| now.saturating_sub(*seen) < DEAD_MS)
+    }
+
+    /// Like [`Hub::is_alive`], but a replica this one has not heard of yet (it started since
+    /// the last heartbeat read) is looked up in Redis before it is taken for dead.
+    async fn is_alive_now(&self, replica: &str, now: u64) -> bool {
+        if self.is_alive(replica, now) {
+            return true;
+        }
+        let cmd = redis::cmd("HGET")
+            .arg(self.key(format_args!("replicas")))
+            .arg(replica)
+            .to_owned();
+        match self.query::<Option<u64>>("read heartbeats", &cmd).await {
+            Ok(Some(seen)) => now.saturating_sub(seen) < DEAD_MS,
+            Ok(None) => false,
+            // Redis is away: nobody is judged.
+            Err(_) => true,
+        }
     }
 
     fn publish(&self, channel: String, payload: String) {
@@ -453,8 +487,10 @@ impl Hub {
                     log::debug(format_args!("unreadable message on {channel}"));
                     return;
                 };
-                if let (PeerMessage::Ended { session } | PeerMessage::Changed { session }, Some(s)) =
-                    (&message, self.sessions.get())
+                if let (
+                    PeerMessage::Ended { session } | PeerMessage::Changed { session },
+                    Some(s),
+                ) = (&message, self.sessions.get())
                 {
                     s.invalidate(session);
                 }
@@ -632,6 +668,7 @@ async fn tick_loop(hub: Weak<Hub>) {
                 }
             }
             drop(alive);
+            hub.alive_read_ms.store(now, Ordering::Relaxed);
             let same = key.as_deref().and_then(unhex) == Some(hub.state_key);
             if !same && !key_warned {
                 log::warn(format_args!(
@@ -703,8 +740,12 @@ mod tests {
                 id: "srv-ab-4".into(),
                 outcome: Err(serde_json::json!({"code": -1})),
             },
-            PeerMessage::Ended { session: "s".into() },
-            PeerMessage::Changed { session: "s".into() },
+            PeerMessage::Ended {
+                session: "s".into(),
+            },
+            PeerMessage::Changed {
+                session: "s".into(),
+            },
         ] {
             let text = encode_peer(&m);
             let (kind, rest) = text.split_once(' ').unwrap();

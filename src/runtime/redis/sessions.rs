@@ -101,7 +101,9 @@ impl RedisSessions {
     }
 
     fn cached(&self, id: &str, now_ms: u64) -> Option<Arc<SessionRecord>> {
-        let shard = self.cache[shard_of(id)].lock().expect("session cache poisoned");
+        let shard = self.cache[shard_of(id)]
+            .lock()
+            .expect("session cache poisoned");
         match shard.get(id) {
             Some((at, r)) if now_ms >= *at && now_ms - *at < CACHE_MS => Some(r.clone()),
             _ => None,
@@ -250,8 +252,7 @@ impl SessionStore for RedisSessions {
         Box::pin(async move {
             let mut inv = scripts::SWEEP.prepare_invoke();
             inv.key(self.all_key()).arg(now_ms).arg(&self.hub.prefix);
-            let (ids, left): (Vec<String>, usize) =
-                self.hub.invoke("expire sessions", inv).await?;
+            let (ids, left): (Vec<String>, usize) = self.hub.invoke("expire sessions", inv).await?;
             self.count.store(left, Ordering::Relaxed);
             Ok(ids
                 .into_iter()
