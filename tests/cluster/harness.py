@@ -759,9 +759,12 @@ def redis_outage(c):
     ok = (all(r[2] == 200 for r in mod) and refused and named and not others
           and tail and all(s == 200 for s in tail) and slowest < 3.5)
     first_ok_after = min((r[1] for r in leg if r[1] > start_at and r[2] == 200), default=None)
+    waits = sorted(r[5] for r in refused) or [0]
+    median_503 = waits[len(waits) // 2]
     return ok, (f"legacy {len(leg)} requests, {len(refused)} x 503 (all naming the session store: {named}), "
                 f"other statuses {others}; modern {len(mod)} requests, non-200: "
-                f"{sum(1 for r in mod if r[2] != 200)}; slowest {slowest:.2f}s; first legacy 200 after the "
+                f"{sum(1 for r in mod if r[2] != 200)}; slowest {slowest:.2f}s, median 503 in {median_503 * 1000:.0f} ms; "
+                f"first legacy 200 after the "
                 f"restart at +{(first_ok_after or 0) - start_at:.2f}s")
 
 

@@ -46,6 +46,9 @@ const TICK: Duration = Duration::from_secs(1);
 const DEAD_MS: u64 = 3_000;
 /// A replica silent this long is forgotten.
 const FORGET_MS: u64 = 60_000;
+/// After a failed command, how long requests fail at once instead of waiting on Redis again
+/// (one request in each such window probes it).
+const FAIL_FAST: Duration = Duration::from_millis(250);
 /// Messages to other replicas waiting to be published; beyond it they are dropped and logged.
 const OUTBOX: usize = 4096;
 
@@ -258,6 +261,7 @@ impl RedisBackend {
             alive: Mutex::new(HashMap::new()),
             alive_read_ms: AtomicU64::new(0),
             last_complaint_ms: AtomicU64::new(0),
+            down_until_ms: AtomicU64::new(0),
         });
         tokio::spawn(publish_loop(Arc::downgrade(&hub), outbox_rx));
         tokio::spawn(receive_loop(Arc::downgrade(&hub), push_rx));
@@ -318,6 +322,8 @@ pub(crate) struct Hub {
     /// When `alive` was last read from Redis: an older list judges nobody dead.
     alive_read_ms: AtomicU64,
     last_complaint_ms: AtomicU64,
+    /// Until then (ms since the epoch), commands fail without trying: Redis just failed.
+    down_until_ms: AtomicU64,
 }
 
 impl fmt::Debug for Hub {
@@ -340,14 +346,46 @@ impl Hub {
         format!("{}{parts}", self.prefix)
     }
 
+    /// True while a recent failure says Redis is away; the first caller after the window
+    /// probes it again.
+    fn failing_fast(&self) -> bool {
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        let now = now_ms();
+        if now < until {
+            return true;
+        }
+        // The window is over: one caller probes; the others fail fast until it has answered.
+        let probing = now + COMMAND_TIMEOUT.as_millis() as u64;
+        self.down_until_ms
+            .compare_exchange(until, probing, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    }
+
+    fn note(&self, failed: bool) {
+        if failed {
+            self.down_until_ms
+                .store(now_ms() + FAIL_FAST.as_millis() as u64, Ordering::Relaxed);
+        } else if self.down_until_ms.load(Ordering::Relaxed) != 0 {
+            self.down_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Runs one script invocation with the command deadline.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         what: &str,
         inv: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
+        if self.failing_fast() {
+            return Err(StoreError::Unavailable);
+        }
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, inv.invoke_async(&mut conn)).await {
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, inv.invoke_async(&mut conn)).await;
+        self.note(!matches!(result, Ok(Ok(_))));
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.complain(what, &e.to_string())),
             Err(_) => Err(self.complain(what, "no answer in time")),
@@ -360,8 +398,13 @@ impl Hub {
         what: &str,
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
+        if self.failing_fast() {
+            return Err(StoreError::Unavailable);
+        }
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn)).await {
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn)).await;
+        self.note(!matches!(result, Ok(Ok(_))));
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.complain(what, &e.to_string())),
             Err(_) => Err(self.complain(what, "no answer in time")),
