@@ -77,7 +77,7 @@ def healthy(port):
 
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/nginx-error.log warn;
@@ -216,7 +216,9 @@ class Cluster:
         servers = "\n".join(f"    server 127.0.0.1:{p};" for p in self.ports)
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=self.dir, port=self.nginx_port, servers=servers))
+            # One worker keeps round-robin order strict for the checks; the benchmark may use more.
+            f.write(NGINX_CONF.format(dir=self.dir, port=self.nginx_port, servers=servers,
+                                      workers=os.environ.get("NGINX_WORKERS", "1")))
         self.spawn("nginx", ["nginx", "-p", self.dir, "-c", conf])
         if not wait_until(lambda: healthy(self.nginx_port), 10):
             raise RuntimeError("nginx did not start: " + self.tail("nginx-error.log"))

@@ -186,10 +186,11 @@ impl SessionStore for RedisSessions {
         id: &'a str,
         now_ms: u64,
     ) -> BoxFut<'a, Result<Option<Arc<SessionRecord>>, StoreError>> {
+        // A hit costs no Redis round trip and no large future.
+        if let Some(r) = self.cached(id, now_ms) {
+            return Box::pin(std::future::ready(Ok(Some(r))));
+        }
         Box::pin(async move {
-            if let Some(r) = self.cached(id, now_ms) {
-                return Ok(Some(r));
-            }
             let mut inv = scripts::GET.prepare_invoke();
             inv.key(self.record_key(id))
                 .key(self.subs_key(id))
