@@ -112,7 +112,9 @@ if [ -n "${CONFORMANCE_URL:-}" ]; then
   say "conformance: server at $URL (started elsewhere)"
 else
 
-  # PORT=0: the kernel picks a free port; the server prints the URL it got.
+  # PORT=0: the kernel picks a free port; the server prints the URL it got. The file exists before
+  # the server starts, so the first read below cannot race the redirection.
+  : >"$RUN/server.out"
   PORT=0 HOST=127.0.0.1 "$BIN" >"$RUN/server.out" 2>"$RUN/server.err" &
   SERVER_PID=$!
   URL=
