@@ -30,7 +30,7 @@ struct Remote {
 #[derive(Debug)]
 pub(crate) struct RedisEvents {
     hub: Arc<Hub>,
-    /// Logs live as long as an idle session.
+    /// Logs live as long as an idle session; each session lookup that reaches Redis extends them.
     ttl_ms: u64,
     remote: Mutex<HashMap<(String, u64), Remote>>,
 }

@@ -32,8 +32,9 @@ return 0
     )
 });
 
-/// KEYS: record, subs, all. ARGV: now, idle, id. Returns nil, or {hash fields, subscriptions},
-/// the idle deadline pushed back.
+/// KEYS: record, subs, all. ARGV: now, idle, id, prefix. Returns nil, or {hash fields,
+/// subscriptions}, the idle deadline pushed back, for the session's stream logs as well (they
+/// live as long as the session, however quiet its streams are).
 pub(super) static GET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -42,6 +43,14 @@ if #r == 0 then return false end
 local idle = tonumber(ARGV[2]); local deadline = tonumber(ARGV[1]) + idle
 redis.call('PEXPIRE', KEYS[1], idle)
 redis.call('PEXPIRE', KEYS[2], idle)
+local es = ARGV[4] .. 'es:' .. ARGV[3]
+for _, s in ipairs(redis.call('ZRANGE', es, 0, -1)) do
+  local tail = ARGV[3] .. ':' .. s
+  redis.call('PEXPIRE', ARGV[4] .. 'm:' .. tail, idle)
+  redis.call('PEXPIRE', ARGV[4] .. 'e:' .. tail, idle)
+end
+redis.call('PEXPIRE', es, idle)
+redis.call('PEXPIRE', ARGV[4] .. 'h:' .. ARGV[3], idle)
 redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[3])
 local own = redis.call('HGET', KEYS[1], 'own')
 if own then redis.call('ZADD', own, 'XX', deadline, ARGV[3]); redis.call('PEXPIRE', own, idle) end

@@ -197,7 +197,8 @@ impl SessionStore for RedisSessions {
                 .key(self.all_key())
                 .arg(now_ms)
                 .arg(self.limits.idle_ms)
-                .arg(id);
+                .arg(id)
+                .arg(&self.hub.prefix);
             let found: Option<(Vec<String>, Vec<String>)> =
                 self.hub.invoke("look up session", inv).await?;
             let Some((fields, subs)) = found else {
