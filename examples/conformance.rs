@@ -60,6 +60,35 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(run(host, port))
 }
 
+/// `MCP_REDIS_URL` and `MCP_REDIS_PREFIX`, as the binary reads them: several replicas of this
+/// example behind a load balancer serve one deployment (needs `--features redis`).
+async fn shared(builder: ServerBuilder) -> Result<ServerBuilder, std::process::ExitCode> {
+    let Some(url) = std::env::var("MCP_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use vouch_mcp::redis::{RedisBackend, RedisConfig, DEFAULT_PREFIX};
+        let prefix = std::env::var("MCP_REDIS_PREFIX").unwrap_or_else(|_| DEFAULT_PREFIX.into());
+        match RedisBackend::connect(RedisConfig::new(url).prefix(prefix)).await {
+            Ok(backend) => Ok(builder.redis(backend)),
+            Err(e) => {
+                eprintln!("conformance: MCP_REDIS_URL: {e}");
+                Err(std::process::ExitCode::FAILURE)
+            }
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, builder);
+        eprintln!("conformance: MCP_REDIS_URL needs --features redis");
+        Err(std::process::ExitCode::from(2))
+    }
+}
+
 async fn run(host: String, port: u16) -> std::process::ExitCode {
     let listener = match TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
@@ -72,7 +101,7 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     // The suite only accepts loopback URLs (dns-rebinding-protection), and our Host check allows
     // every loopback name, so the resource URL may name 127.0.0.1 whatever HOST is.
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let server = match fixtures(ServerBuilder::new(
+    let builder = fixtures(ServerBuilder::new(
         "vouch-mcp-conformance",
         env!("CARGO_PKG_VERSION"),
         &url,
@@ -80,9 +109,12 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     .dangerously_disable_auth()
     .logging()
     // Sessions the suite never deletes (0.1.16 sends no DELETE) must not pile up.
-    .session_idle_timeout(Duration::from_secs(120))
-    .build()
-    {
+    .session_idle_timeout(Duration::from_secs(120));
+    let builder = match shared(builder).await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let server = match builder.build() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("conformance: {e}");
@@ -142,9 +174,10 @@ fn fixtures(b: ServerBuilder) -> ServerBuilder {
         ))
         .tool(trigger_change(
             "test_trigger_prompt_change",
-            notifier,
+            notifier.clone(),
             Notifier::prompts_changed,
         ))
+        .tool(trigger_resource_update(notifier))
         .list_changed(ListChanged {
             tools: true,
             prompts: true,
@@ -563,6 +596,32 @@ fn missing_capability() -> Tool {
         },
     )
     .input_schema(no_args())
+}
+
+/// Announces an update of the resource named `uri` (the replica tests of the cluster harness:
+/// a subscribed session's GET stream on another replica must receive it).
+fn trigger_resource_update(notifier: Notifier) -> Tool {
+    Tool::new(
+        "test_trigger_resource_update",
+        "Diagnostic tool that announces an update of the resource `uri`",
+        move |_ctx: RequestContext, args: Map<String, Value>| {
+            let notifier = notifier.clone();
+            async move {
+                let uri = args
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                notifier.resource_updated(uri);
+                Ok(CallToolResult::text("Resource update announced"))
+            }
+        },
+    )
+    .input_schema(json!({
+        "type": "object",
+        "properties": {"uri": {"type": "string"}},
+        "required": ["uri"]
+    }))
 }
 
 /// server-stateless: announces a list change to `subscriptions/listen` streams.

@@ -19,6 +19,8 @@
 # indented under it) and a last line `N passed, M failed` (scenarios), and exits non-zero if any
 # scenario failed. A scenario fails when any of its checks is a FAILURE, as the suite counts it.
 # The server is stopped however the script ends. Only the npm registry is contacted.
+# CONFORMANCE_URL=http://127.0.0.1:PORT/mcp runs the suite against a server started elsewhere
+# (tests/cluster/run.sh: replicas of the example behind a load balancer) instead.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -86,12 +88,14 @@ done
 # --- the server ----------------------------------------------------------------------------
 FEATURES=()
 [ -n "${H2C:-}" ] && FEATURES=(--features http2)
-say "conformance: building examples/conformance.rs ${FEATURES[*]}"
-BIN=$(cd "$ROOT" && cargo build --example conformance "${FEATURES[@]}" --message-format=json-render-diagnostics |
-  sed -n 's/.*"executable":"\([^"]*\/conformance\)".*/\1/p' | tail -n 1)
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-  say "conformance: the example did not build"
-  exit 2
+if [ -z "${CONFORMANCE_URL:-}" ]; then
+  say "conformance: building examples/conformance.rs ${FEATURES[*]}"
+  BIN=$(cd "$ROOT" && cargo build --example conformance "${FEATURES[@]}" --message-format=json-render-diagnostics |
+    sed -n 's/.*"executable":"\([^"]*\/conformance\)".*/\1/p' | tail -n 1)
+  if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
+    say "conformance: the example did not build"
+    exit 2
+  fi
 fi
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")
@@ -117,24 +121,32 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# PORT=0: the kernel picks a free port; the server prints the URL it got.
-PORT=0 HOST=127.0.0.1 "$BIN" >"$RUN/server.out" 2>"$RUN/server.err" &
-SERVER_PID=$!
-URL=
-for _ in $(seq 1 100); do
-  URL=$(sed -n 's/^listening on //p' "$RUN/server.out")
-  [ -n "$URL" ] && break
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    say "conformance: the server exited:" && cat "$RUN/server.err" >&2
+if [ -n "${CONFORMANCE_URL:-}" ]; then
+  URL=$CONFORMANCE_URL
+  say "conformance: server at $URL (started elsewhere)"
+else
+
+  # PORT=0: the kernel picks a free port; the server prints the URL it got. The file exists before
+  # the server starts, so the first read below cannot race the redirection.
+  : >"$RUN/server.out"
+  PORT=0 HOST=127.0.0.1 "$BIN" >"$RUN/server.out" 2>"$RUN/server.err" &
+  SERVER_PID=$!
+  URL=
+  for _ in $(seq 1 100); do
+    URL=$(sed -n 's/^listening on //p' "$RUN/server.out")
+    [ -n "$URL" ] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      say "conformance: the server exited:" && cat "$RUN/server.err" >&2
+      exit 2
+    fi
+    sleep 0.1
+  done
+  if [ -z "$URL" ]; then
+    say "conformance: the server did not start"
     exit 2
   fi
-  sleep 0.1
-done
-if [ -z "$URL" ]; then
-  say "conformance: the server did not start"
-  exit 2
+  say "conformance: server at $URL"
 fi
-say "conformance: server at $URL"
 
 if [ -n "${H2C:-}" ]; then
   UPSTREAM_PORT=$(printf '%s\n' "$URL" | sed -n 's|^http://[^:]*:\([0-9]*\)/.*|\1|p')
@@ -217,7 +229,7 @@ for sel in "${SELECTIONS[@]}"; do
   read -r p f <<<"$(printf '%s\n' "$report" | tail -n 1)"
   total_passed=$((total_passed + p))
   total_failed=$((total_failed + f))
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
     say "conformance: the server died during $label:" && tail -n 20 "$RUN/server.err" >&2
     total_failed=$((total_failed + 1))
     break

@@ -90,6 +90,11 @@ pub mod log;
 mod notify;
 mod ops;
 pub mod prompt;
+/// The shared backend that lets several replicas serve one deployment (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use crate::runtime::redis::{RedisBackend, RedisConfig, RedisError, DEFAULT_PREFIX};
+}
 pub mod resource;
 mod runtime;
 mod schema;

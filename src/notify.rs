@@ -1,6 +1,6 @@
 //! Announcing changes to connected clients: list changes and resource updates, from any handler or task.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use crate::core::catalog::Change;
 use crate::runtime::bus::{Bus, MemoryBus};
@@ -17,9 +17,13 @@ use crate::runtime::bus::{Bus, MemoryBus};
 /// let notifier = server.notifier();
 /// notifier.resource_updated("file:///notes.txt");
 /// ```
+///
+/// With a shared backend (feature `redis`), a change announced on one replica reaches the
+/// streams of every replica; the handle is used the same way.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    bus: Arc<dyn Bus>,
+    /// Chosen when the server is built: this process's bus, or the shared backend's.
+    bus: Arc<OnceLock<Arc<dyn Bus>>>,
 }
 
 impl Default for Notifier {
@@ -32,13 +36,16 @@ impl Notifier {
     /// A notifier with no listeners yet.
     pub fn new() -> Self {
         Self {
-            bus: Arc::new(MemoryBus::default()),
+            bus: Arc::new(OnceLock::new()),
         }
     }
 
     /// Announces a change; streams that asked for this kind receive it.
     pub fn send(&self, change: Change) {
-        self.bus.publish(change);
+        // Before the server is built nothing listens yet: there is nobody to tell.
+        if let Some(bus) = self.bus.get() {
+            bus.publish(change);
+        }
     }
 
     /// `notifications/tools/list_changed`.
@@ -61,8 +68,15 @@ impl Notifier {
         self.send(Change::ResourceUpdated(uri.into()))
     }
 
-    /// The bus the streams subscribe to.
+    /// The bus the streams subscribe to (this process's, unless a shared one was chosen).
     pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
+        self.bus.get_or_init(|| Arc::new(MemoryBus::default()))
+    }
+
+    /// Carries changes on `bus` (a shared backend's); false when the notifier was already
+    /// in use with another bus.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn use_bus(&self, bus: Arc<dyn Bus>) -> bool {
+        self.bus.set(bus).is_ok()
     }
 }

@@ -24,10 +24,11 @@ use crate::ops::metrics::Metrics;
 use crate::ops::Ops;
 use crate::prompt::Prompt;
 use crate::resource::{Resource, ResourceTemplate};
+use crate::runtime::bus::Peers;
 use crate::runtime::context::CancelToken;
-use crate::runtime::events::{LiveStreams, MemoryEvents};
+use crate::runtime::events::{EventStore, LiveStreams, MemoryEvents};
 use crate::runtime::limits::{ByteBudget, Caps, PrincipalLimits};
-use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits};
+use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits, SessionStore};
 use crate::runtime::{Handlers, Runtime, RuntimeConfig};
 use crate::sources::{Clock, Now, RandomSource, SystemClock, SystemRandom};
 use crate::tool::{Tool, ToolDefinitionError};
@@ -156,6 +157,8 @@ pub struct ServerBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     trusted_proxies: Vec<String>,
     endpoint_path: Option<String>,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::runtime::redis::RedisBackend>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -221,6 +224,8 @@ impl ServerBuilder {
             audit: None,
             trusted_proxies: Vec::new(),
             endpoint_path: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -462,6 +467,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Shares sessions, event logs, notifications, server-to-client requests, cancellations
+    /// and the `requestState` key with every replica connected to the same Redis and prefix,
+    /// so that any replica behind a plain load balancer can serve any request (feature `redis`).
+    /// A key given with [`ServerBuilder::state_key`] wins over the one agreed through Redis.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, backend: crate::runtime::redis::RedisBackend) -> Self {
+        self.redis = Some(backend);
+        self
+    }
+
     /// The clock read once per request (token and state expiry, session idle time, latency).
     /// Defaults to the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -618,7 +633,11 @@ impl ServerBuilder {
             &self.scopes_supported,
             &resource_name,
         );
-        let state_key = match self.state_key {
+        #[cfg(feature = "redis")]
+        let agreed_key = self.redis.as_ref().map(|b| b.state_key());
+        #[cfg(not(feature = "redis"))]
+        let agreed_key: Option<[u8; 32]> = None;
+        let state_key = match self.state_key.or(agreed_key) {
             Some(k) => k,
             None => {
                 let mut key = [0u8; 32];
@@ -656,16 +675,37 @@ impl ServerBuilder {
             },
         });
         let core = Arc::new(Core::new(catalog, &state_key));
+        let limits = SessionLimits {
+            idle_ms: self.session_idle.as_millis() as u64,
+            max_sessions: self.max_sessions,
+            max_per_principal: self.max_sessions_per_principal,
+        };
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::new(limits));
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut events: Arc<dyn EventStore> = Arc::new(MemoryEvents::default());
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut live = LiveSessions::default();
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut peers: Option<Arc<dyn Peers>> = None;
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &self.redis {
+            let (s, e, p, bus) = backend.parts(limits);
+            (sessions, events) = (s, e);
+            live = LiveSessions::with_request_prefix(backend.replica().into());
+            peers = Some(p);
+            if !self.notifier.use_bus(bus) {
+                log::warn(format_args!(
+                    "the notifier was in use before the shared backend was set: its changes stay on this replica"
+                ));
+            }
+        }
         let runtime = Arc::new(Runtime {
             core: core.clone(),
             handlers,
-            sessions: Arc::new(MemorySessions::new(SessionLimits {
-                idle_ms: self.session_idle.as_millis() as u64,
-                max_sessions: self.max_sessions,
-                max_per_principal: self.max_sessions_per_principal,
-            })),
-            live: LiveSessions::default(),
-            events: Arc::new(MemoryEvents::default()),
+            sessions,
+            live,
+            events,
             streams: Arc::new(LiveStreams::default()),
             notifier: self.notifier,
             config: RuntimeConfig {
@@ -679,7 +719,12 @@ impl ServerBuilder {
                 streams_per_principal: self.max_streams_per_principal,
                 streams: self.max_streams,
             }),
+            peers,
         });
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &self.redis {
+            backend.install(&runtime);
+        }
         let mut hosts = self.hosts;
         hosts.allowed_hosts.push(resource_host);
         let shared = Arc::new(Shared {

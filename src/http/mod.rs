@@ -340,6 +340,9 @@ impl Shared {
         if let Some(v) = &fields.detail {
             line.field("detail", v);
         }
+        if let Some(r) = self.runtime.replica() {
+            line.field("replica", r);
+        }
         line.emit(log::Level::Info, end.system_time());
     }
 
@@ -947,7 +950,7 @@ impl Shared {
             Ok(Some(last)) => {
                 fields.detail = Some(format!("resume {last}"));
                 self.runtime
-                    .resume(&record, &principal, last)
+                    .resume(record.clone(), &principal, last)
                     .await
                     .map_err(|e| self.core.error_reply(&e))
             }

@@ -1,14 +1,46 @@
-//! The notification fan-out: changes published by any handler or task reach every open stream.
+//! The fan-out between streams and replicas: changes published by any handler or task reach every open stream, and messages to other replicas (cancellations, answers, ended sessions).
 //!
-//! Behind a trait so that a shared backend can carry changes between replicas; the in-memory
-//! bus is a broadcast channel. Subscribers that fall [`BACKLOG`] changes behind skip the oldest
-//! ones: changes are hints to re-list, so losing a duplicate is harmless.
+//! Behind traits so that a shared backend can carry them between replicas; the in-memory bus is
+//! a broadcast channel and a process alone has no peers. Subscribers that fall [`BACKLOG`]
+//! changes behind skip the oldest ones: changes are hints to re-list, so losing a duplicate is
+//! harmless.
 
 use std::fmt;
 
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::core::catalog::Change;
+use crate::core::message::Id;
+
+/// What one replica tells the others about the sessions they share.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PeerMessage {
+    /// `notifications/cancelled` for a request that may run on another replica.
+    Cancel { session: String, request: Id },
+    /// The client's answer to server-to-client request `id`, for the replica that waits.
+    Answer {
+        session: String,
+        id: String,
+        outcome: Result<Value, Value>,
+    },
+    /// The session was deleted or expired: free what you hold for it.
+    Ended { session: String },
+    /// The session's record changed (log level, subscriptions): drop any cached copy.
+    Changed { session: String },
+}
+
+/// The other replicas of the deployment, as one replica reaches them. Sends never wait: a
+/// message that cannot be carried is dropped and logged.
+pub(crate) trait Peers: Send + Sync + fmt::Debug + 'static {
+    /// This replica's id (in server-to-client request ids and log lines).
+    fn replica(&self) -> &str;
+    /// Sends to every other replica, or only to `to` when given.
+    fn send(&self, to: Option<&str>, message: PeerMessage);
+    /// Sends to every other replica and completes once the message is handed to them (so a
+    /// response sent after it cannot overtake it), or once that failed.
+    fn announce(&self, message: PeerMessage) -> crate::runtime::session::BoxFut<'_, ()>;
+}
 
 /// Changes a slow stream may fall behind before it skips the oldest.
 pub(crate) const BACKLOG: usize = 256;

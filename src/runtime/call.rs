@@ -23,7 +23,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::context::{CancelToken, RequestContext};
-use super::events::StreamHandle;
+use super::events::{Origin, StreamHandle};
 use super::limits::{Limit, Permit};
 use super::session::{Live, SessionRecord};
 use super::Runtime;
@@ -366,6 +366,7 @@ impl Runtime {
                     self.streams.clone(),
                     s.id.clone(),
                     self.stream_id(),
+                    Origin::Call(running.run.id.to_value()),
                     None,
                 )
                 .await;

@@ -70,16 +70,31 @@ pub(crate) struct ClientRequests {
 
 #[derive(Debug, Default)]
 struct ClientRequestsInner {
+    /// Put before the counter: empty for `srv-N`; with replicas, the replica's id, so an answer
+    /// that reaches another replica can be routed to the one that waits (`srv-<replica>-N`).
+    prefix: Arc<str>,
     next: AtomicU64,
     waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
 }
 
 impl ClientRequests {
+    /// A table whose ids read `srv-<prefix>-N` (`srv-N` with an empty prefix).
+    pub(crate) fn with_prefix(prefix: Arc<str>) -> Self {
+        Self {
+            inner: Arc::new(ClientRequestsInner {
+                prefix,
+                ..ClientRequestsInner::default()
+            }),
+        }
+    }
+
     fn register(&self) -> (String, oneshot::Receiver<Result<Value, Value>>) {
-        let id = format!(
-            "srv-{}",
-            self.inner.next.fetch_add(1, Ordering::Relaxed) + 1
-        );
+        let n = self.inner.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = if self.inner.prefix.is_empty() {
+            format!("srv-{n}")
+        } else {
+            format!("srv-{}-{n}", self.inner.prefix)
+        };
         let (tx, rx) = oneshot::channel();
         self.inner
             .waiting

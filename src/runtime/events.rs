@@ -25,36 +25,74 @@ pub(crate) const MAX_STREAMS: usize = 16;
 pub(crate) const RESUME_CHANNEL: usize = MAX_EVENTS + 16;
 
 /// What a stream recorded after a given event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Replay {
     /// `(seq, json)` of each later event, in order.
     pub(crate) events: Vec<(u64, Bytes)>,
     /// The stream has ended: nothing more will come.
     pub(crate) finished: bool,
+    /// It is a session's standalone (GET) stream, not a call's.
+    pub(crate) standalone: bool,
+    /// A call's stream whose producing replica stopped before the call finished: nothing more
+    /// will come, and the request it answers has failed (`request` is its id). Never set by a
+    /// store that lives in one process.
+    pub(crate) producer_gone: Option<serde_json::Value>,
+}
+
+/// What a stream is for, recorded when it opens.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Origin {
+    /// A session's standalone GET stream.
+    Standalone,
+    /// The response stream of the request with this id.
+    Call(serde_json::Value),
 }
 
 /// Where stream events are recorded for resumption.
 pub(crate) trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// Starts recording stream `stream` of `session`.
-    fn open<'a>(&'a self, session: &'a str, stream: u64) -> BoxFut<'a, Result<(), StoreError>>;
-    /// Records `json` as the next event of the stream; returns its sequence number.
+    fn open<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        origin: &'a Origin,
+    ) -> BoxFut<'a, Result<(), StoreError>>;
+    /// Records `json` as the next event of the stream; returns its sequence number. A shared
+    /// store also carries it to the replica where a resumed connection is attached.
     fn append<'a>(
         &'a self,
         session: &'a str,
         stream: u64,
         json: Bytes,
     ) -> BoxFut<'a, Result<u64, StoreError>>;
-    /// The events after `after`; `None` when the stream is unknown or forgotten.
+    /// The events after `after`; `None` when the stream is unknown or forgotten. With `attach`,
+    /// a shared store also routes the stream's later events to this replica.
     fn replay<'a>(
         &'a self,
         session: &'a str,
         stream: u64,
         after: u64,
+        attach: bool,
     ) -> BoxFut<'a, Result<Option<Replay>, StoreError>>;
     /// Marks the stream ended; its events stay for late resumption.
     fn finish<'a>(&'a self, session: &'a str, stream: u64) -> BoxFut<'a, Result<(), StoreError>>;
     /// Forgets every stream of a session that ended.
     fn forget<'a>(&'a self, session: &'a str) -> BoxFut<'a, Result<(), StoreError>>;
+    /// A plain GET (no `Last-Event-ID`) wants the session's standalone connection: false when a
+    /// connection on another running replica holds it (409). With `take`, the caller holds it
+    /// whatever the others do (a resumption). One process always holds its own.
+    fn hold<'a>(&'a self, _session: &'a str, _take: bool) -> BoxFut<'a, Result<bool, StoreError>> {
+        ready(Ok(true))
+    }
+    /// True when another replica now holds the session's standalone connection, so this
+    /// replica's standalone stream should stop recording.
+    fn held_elsewhere<'a>(&'a self, _session: &'a str) -> BoxFut<'a, Result<bool, StoreError>> {
+        ready(Ok(false))
+    }
+    /// This replica's standalone connection closed: others may take it.
+    fn release<'a>(&'a self, _session: &'a str) -> BoxFut<'a, Result<(), StoreError>> {
+        ready(Ok(()))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +102,7 @@ struct Log {
     next_seq: u64,
     events: VecDeque<(u64, Bytes)>,
     done: bool,
+    standalone: bool,
 }
 
 /// The in-process event store.
@@ -83,7 +122,12 @@ fn ready<T: Send + 'static>(v: T) -> BoxFut<'static, T> {
 }
 
 impl EventStore for MemoryEvents {
-    fn open<'a>(&'a self, session: &'a str, stream: u64) -> BoxFut<'a, Result<(), StoreError>> {
+    fn open<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        origin: &'a Origin,
+    ) -> BoxFut<'a, Result<(), StoreError>> {
         let mut all = self.sessions.lock().expect("event store poisoned");
         let logs = all.entry(session.to_owned()).or_default();
         if logs.streams.len() >= MAX_STREAMS {
@@ -106,6 +150,7 @@ impl EventStore for MemoryEvents {
             Log {
                 opened,
                 next_seq: 1,
+                standalone: *origin == Origin::Standalone,
                 ..Log::default()
             },
         );
@@ -140,6 +185,7 @@ impl EventStore for MemoryEvents {
         session: &'a str,
         stream: u64,
         after: u64,
+        _attach: bool,
     ) -> BoxFut<'a, Result<Option<Replay>, StoreError>> {
         let all = self.sessions.lock().expect("event store poisoned");
         let found = all
@@ -153,6 +199,8 @@ impl EventStore for MemoryEvents {
                     .cloned()
                     .collect(),
                 finished: log.done,
+                standalone: log.standalone,
+                producer_gone: None,
             });
         ready(Ok(found))
     }
@@ -180,36 +228,165 @@ impl EventStore for MemoryEvents {
 /// A stream's key: its session and its number.
 type StreamKey = (Arc<str>, u64);
 
+/// A connection's place on a stream.
+#[derive(Debug)]
+enum Slot {
+    /// A resumption is reading the log: later events wait here, so none is lost or doubled.
+    Staging(Vec<(u64, Bytes)>),
+    /// Attached: events after `after` go to `tx`.
+    Attached { tx: mpsc::Sender<Bytes>, after: u64 },
+}
+
 /// The client connections attached to streams on this replica.
 #[derive(Debug, Default)]
 pub(crate) struct LiveStreams {
-    attached: Mutex<HashMap<StreamKey, mpsc::Sender<Bytes>>>,
+    attached: Mutex<HashMap<StreamKey, Slot>>,
 }
 
 impl LiveStreams {
     fn get(&self, session: &Arc<str>, stream: u64) -> Option<mpsc::Sender<Bytes>> {
-        self.attached
+        match self
+            .attached
             .lock()
             .expect("live streams poisoned")
             .get(&(session.clone(), stream))
-            .cloned()
+        {
+            Some(Slot::Attached { tx, .. }) => Some(tx.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where event `seq` goes: the connection, unless it was already replayed there; while a
+    /// resumption stages, the event is kept for it and `None` returned.
+    fn route(
+        &self,
+        session: &Arc<str>,
+        stream: u64,
+        seq: u64,
+        json: &Bytes,
+    ) -> Option<mpsc::Sender<Bytes>> {
+        match self
+            .attached
+            .lock()
+            .expect("live streams poisoned")
+            .get_mut(&(session.clone(), stream))
+        {
+            Some(Slot::Attached { tx, after }) if seq > *after => Some(tx.clone()),
+            Some(Slot::Staging(held)) => {
+                held.push((seq, json.clone()));
+                None
+            }
+            _ => None,
+        }
     }
 
     fn set(&self, session: &Arc<str>, stream: u64, live: Option<mpsc::Sender<Bytes>>) {
         let mut attached = self.attached.lock().expect("live streams poisoned");
         match live {
-            Some(tx) => attached.insert((session.clone(), stream), tx),
+            Some(tx) => attached.insert((session.clone(), stream), Slot::Attached { tx, after: 0 }),
             None => attached.remove(&(session.clone(), stream)),
         };
     }
 
     /// Detaches `tx` if it is still the stream's connection (a newer one may have replaced it).
-    fn detach_if(&self, session: &Arc<str>, stream: u64, tx: &mpsc::Sender<Bytes>) {
+    fn detach_if(&self, session: &Arc<str>, stream: u64, tx: &mpsc::Sender<Bytes>) -> bool {
         let mut attached = self.attached.lock().expect("live streams poisoned");
         let key = (session.clone(), stream);
-        if attached.get(&key).is_some_and(|l| l.same_channel(tx)) {
+        if matches!(attached.get(&key), Some(Slot::Attached { tx: l, .. }) if l.same_channel(tx)) {
             attached.remove(&key);
+            return true;
         }
+        false
+    }
+
+    /// A resumption starts: events recorded from now on wait for it.
+    fn stage(&self, session: &Arc<str>, stream: u64) {
+        self.attached
+            .lock()
+            .expect("live streams poisoned")
+            .insert((session.clone(), stream), Slot::Staging(Vec::new()));
+    }
+
+    /// The replay up to `last` is written: the events staged since follow it (those it already
+    /// held are skipped), then `tx` stays attached, unless `finished`.
+    fn activate(
+        &self,
+        session: &Arc<str>,
+        stream: u64,
+        tx: mpsc::Sender<Bytes>,
+        last: u64,
+        finished: bool,
+    ) {
+        let mut attached = self.attached.lock().expect("live streams poisoned");
+        let key = (session.clone(), stream);
+        let mut after = last;
+        if let Some(Slot::Staging(held)) = attached.remove(&key) {
+            for (seq, json) in held {
+                if seq > after {
+                    // Room was made for a whole log; a flood beyond it is cut, and resumed again.
+                    let _ = tx.try_send(sse::event(Some(EventId { stream, seq }), &json));
+                    after = seq;
+                }
+            }
+        }
+        if !finished {
+            attached.insert(key, Slot::Attached { tx, after });
+        }
+    }
+
+    /// An event another replica recorded for a connection attached here; false when no
+    /// connection is attached (any more).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn deliver_remote(&self, session: &str, stream: u64, seq: u64, json: Bytes) -> bool {
+        let session: Arc<str> = session.into();
+        if !self.has(&session, stream) {
+            return false;
+        }
+        let Some(tx) = self.route(&session, stream, seq, &json) else {
+            return true;
+        };
+        let frame = sse::event(Some(EventId { stream, seq }), &json);
+        match tx.try_send(frame) {
+            Ok(()) => {
+                self.bump(&session, stream, seq);
+                true
+            }
+            // A client that cannot keep up is cut; it resumes from its last event.
+            Err(_) => {
+                self.detach_if(&session, stream, &tx);
+                false
+            }
+        }
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn bump(&self, session: &Arc<str>, stream: u64, seq: u64) {
+        if let Some(Slot::Attached { after, .. }) = self
+            .attached
+            .lock()
+            .expect("live streams poisoned")
+            .get_mut(&(session.clone(), stream))
+        {
+            *after = (*after).max(seq);
+        }
+    }
+
+    /// Ends the connection attached to a stream (it finished, or its producer is gone).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn end(&self, session: &str, stream: u64) {
+        self.attached
+            .lock()
+            .expect("live streams poisoned")
+            .remove(&(Arc::from(session), stream));
+    }
+
+    /// True when a connection is attached to the stream (or a resumption is staging it).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn has(&self, session: &str, stream: u64) -> bool {
+        self.attached
+            .lock()
+            .expect("live streams poisoned")
+            .contains_key(&(Arc::from(session), stream))
     }
 
     /// Ends every connection of `session`.
@@ -244,6 +421,15 @@ pub(crate) enum ResumeError {
     Store(StoreError),
 }
 
+/// What a resumption found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resumed {
+    /// It is the session's standalone stream.
+    pub(crate) standalone: bool,
+    /// The stream had already ended: the replay is all there is.
+    pub(crate) finished: bool,
+}
+
 impl StreamHandle {
     /// Opens stream `stream` of `session`, attached to `live` when given.
     pub(crate) async fn open(
@@ -251,9 +437,10 @@ impl StreamHandle {
         live_streams: Arc<LiveStreams>,
         session: Arc<str>,
         stream: u64,
+        origin: Origin,
         live: Option<mpsc::Sender<Bytes>>,
     ) -> Result<Self, StoreError> {
-        store.open(&session, stream).await?;
+        store.open(&session, stream, &origin).await?;
         live_streams.set(&session, stream, live);
         Ok(Self {
             store,
@@ -278,6 +465,11 @@ impl StreamHandle {
         }
     }
 
+    /// The stream's number.
+    pub(crate) fn id(&self) -> u64 {
+        self.stream
+    }
+
     /// Sends the priming event (id `<stream>-0`, empty data) to the live connection.
     pub(crate) async fn prime(&self) -> bool {
         self.deliver(sse::priming(EventId {
@@ -297,6 +489,9 @@ impl StreamHandle {
         else {
             return false;
         };
+        let Some(tx) = self.live.route(&self.session, self.stream, seq, &json) else {
+            return false;
+        };
         let frame = sse::event(
             Some(EventId {
                 stream: self.stream,
@@ -304,7 +499,12 @@ impl StreamHandle {
             }),
             &json,
         );
-        self.deliver(frame).await
+        if tx.send(frame).await.is_ok() {
+            return true;
+        }
+        // The client went away: keep recording so it can resume.
+        self.live.detach_if(&self.session, self.stream, &tx);
+        false
     }
 
     /// Sends bytes that are not recorded (keep-alives, retry) to the live connection only.
@@ -327,6 +527,14 @@ impl StreamHandle {
             .is_some_and(|tx| !tx.is_closed())
     }
 
+    /// Completes when the attached connection closes (at once when none is attached).
+    pub(crate) async fn connection_closed(&self) {
+        if let Some(tx) = self.live.get(&self.session, self.stream) {
+            tx.closed().await;
+            self.live.detach_if(&self.session, self.stream, &tx);
+        }
+    }
+
     /// Attaches a connection (a plain GET on the session's standalone stream).
     pub(crate) fn attach(&self, live: mpsc::Sender<Bytes>) {
         self.live.set(&self.session, self.stream, Some(live));
@@ -339,6 +547,11 @@ impl StreamHandle {
         self.live.set(&self.session, self.stream, None);
     }
 
+    /// Ends the live response here without marking the stream complete.
+    pub(crate) fn end_here(&self) {
+        self.live.set(&self.session, self.stream, None);
+    }
+
     /// Marks the stream complete and ends the live response; the log stays for late resumption.
     pub(crate) async fn finish(&self) {
         let _ = self.store.finish(&self.session, self.stream).await;
@@ -346,19 +559,28 @@ impl StreamHandle {
     }
 
     /// Replays what the stream sent after `last` into `live`, then attaches `live` for what
-    /// follows, unless the stream has finished.
+    /// follows, unless the stream has finished. A call whose producing replica stopped gets a
+    /// JSON-RPC error after the replay, and the stream ends.
     pub(crate) async fn resume(
         store: Arc<dyn EventStore>,
         live_streams: Arc<LiveStreams>,
         session: Arc<str>,
         last: EventId,
         live: mpsc::Sender<Bytes>,
-    ) -> Result<(), ResumeError> {
-        let replay = store
-            .replay(&session, last.stream, last.seq)
-            .await
-            .map_err(ResumeError::Store)?
-            .ok_or(ResumeError::UnknownStream)?;
+    ) -> Result<Resumed, ResumeError> {
+        live_streams.stage(&session, last.stream);
+        let replay = match store.replay(&session, last.stream, last.seq, true).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                live_streams.end(&session, last.stream);
+                return Err(ResumeError::UnknownStream);
+            }
+            Err(e) => {
+                live_streams.end(&session, last.stream);
+                return Err(ResumeError::Store(e));
+            }
+        };
+        let mut seen = last.seq;
         for (seq, json) in &replay.events {
             let frame = sse::event(
                 Some(EventId {
@@ -369,12 +591,49 @@ impl StreamHandle {
             );
             // The channel holds RESUME_CHANNEL frames, more than a log keeps, so this never waits.
             let _ = live.try_send(frame);
+            seen = seen.max(*seq);
         }
-        if !replay.finished {
-            live_streams.set(&session, last.stream, Some(live));
+        let mut finished = replay.finished;
+        if let Some(request) = &replay.producer_gone {
+            let handle = Self::existing(
+                store.clone(),
+                live_streams.clone(),
+                session.clone(),
+                last.stream,
+            );
+            let error = producer_gone_error(request);
+            if let Ok(seq) = store.append(&session, last.stream, error.clone()).await {
+                let _ = live.try_send(sse::event(
+                    Some(EventId {
+                        stream: last.stream,
+                        seq,
+                    }),
+                    &error,
+                ));
+                seen = seen.max(seq);
+            }
+            handle.finish().await;
+            finished = true;
         }
-        Ok(())
+        live_streams.activate(&session, last.stream, live, seen, finished);
+        Ok(Resumed {
+            standalone: replay.standalone,
+            finished,
+        })
     }
+}
+
+/// The JSON-RPC error that ends a call whose replica stopped before it finished.
+pub(crate) fn producer_gone_error(request: &serde_json::Value) -> Bytes {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": request,
+        "error": {
+            "code": -32603,
+            "message": "The server replica running this request stopped before it finished; retry the request",
+        },
+    });
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -393,12 +652,26 @@ mod tests {
     async fn resume_replays_only_later_events_of_that_stream() {
         let (store, live, session) = handles();
         let (tx, mut rx) = mpsc::channel(8);
-        let a = StreamHandle::open(store.clone(), live.clone(), session.clone(), 1, Some(tx))
-            .await
-            .unwrap();
-        let b = StreamHandle::open(store.clone(), live.clone(), session.clone(), 2, None)
-            .await
-            .unwrap();
+        let a = StreamHandle::open(
+            store.clone(),
+            live.clone(),
+            session.clone(),
+            1,
+            Origin::Standalone,
+            Some(tx),
+        )
+        .await
+        .unwrap();
+        let b = StreamHandle::open(
+            store.clone(),
+            live.clone(),
+            session.clone(),
+            2,
+            Origin::Standalone,
+            None,
+        )
+        .await
+        .unwrap();
         a.send(Bytes::from_static(b"1")).await;
         b.send(Bytes::from_static(b"\"other\"")).await;
         a.send(Bytes::from_static(b"2")).await;
@@ -428,14 +701,14 @@ mod tests {
     async fn keeps_a_bounded_number_of_streams_and_events() {
         let store = MemoryEvents::default();
         for i in 0..(MAX_STREAMS as u64 + 3) {
-            store.open("s", i).await.unwrap();
+            store.open("s", i, &Origin::Standalone).await.unwrap();
         }
         assert_eq!(
             store.sessions.lock().unwrap()["s"].streams.len(),
             MAX_STREAMS
         );
         assert!(
-            store.replay("s", 0, 0).await.unwrap().is_none(),
+            store.replay("s", 0, 0, false).await.unwrap().is_none(),
             "oldest forgotten"
         );
         let last = MAX_STREAMS as u64 + 2;
@@ -445,7 +718,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let r = store.replay("s", last, 0).await.unwrap().unwrap();
+        let r = store.replay("s", last, 0, false).await.unwrap().unwrap();
         assert_eq!(r.events.len(), MAX_EVENTS);
         assert_eq!(r.events[0].0, 11);
     }

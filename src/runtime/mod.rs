@@ -13,6 +13,8 @@ mod call;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod limits;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub(crate) mod session;
 mod streams;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use bus::{PeerMessage, Peers};
 pub(crate) use call::{Call, Outcome};
 use context::CancelToken;
 use events::{EventStore, LiveStreams};
@@ -73,6 +76,8 @@ pub(crate) struct Runtime {
     pub(crate) shutdown: CancelToken,
     pub(crate) rng: Arc<dyn RandomSource>,
     pub(crate) limits: Arc<limits::PrincipalLimits>,
+    /// The other replicas, when a shared backend connects them.
+    pub(crate) peers: Option<Arc<dyn Peers>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -161,7 +166,12 @@ impl Runtime {
         session: &SessionRecord,
         update: &SessionUpdate,
     ) -> Result<bool, StoreError> {
-        self.sessions.update(&session.id, update).await
+        let found = self.sessions.update(&session.id, update).await?;
+        self.announce(PeerMessage::Changed {
+            session: session.id.to_string(),
+        })
+        .await;
+        Ok(found)
     }
 
     /// DELETE: ends session `id` if `principal` owns it. Returns whether it existed.
@@ -177,33 +187,138 @@ impl Runtime {
         }
         let existed = self.sessions.delete(id).await?;
         self.end_session_here(id).await;
+        self.announce(PeerMessage::Ended { session: id.into() })
+            .await;
         Ok(existed)
     }
 
-    /// Frees what this replica holds for a session that ended.
+    /// Frees what this replica holds for a session that ended, and its event logs.
     async fn end_session_here(&self, id: &str) {
-        self.live.close(id);
-        self.streams.drop_session(id);
+        self.free_live_state(id);
         let _ = self.events.forget(id).await;
     }
 
-    /// `notifications/cancelled`: cancels the named in-flight request of the session.
-    pub(crate) fn cancel(&self, session: &SessionRecord, request: &Id) {
-        if let Some(live) = self.live.find(&session.id) {
-            live.cancel(request);
+    /// Frees this replica's live state of a session (streams end, in-flight calls are cancelled).
+    fn free_live_state(&self, id: &str) {
+        self.live.close(id);
+        self.streams.drop_session(id);
+    }
+
+    /// Tells the other replicas before the response goes out.
+    async fn announce(&self, message: PeerMessage) {
+        if let Some(p) = &self.peers {
+            p.announce(message).await;
         }
     }
 
-    /// The client's answer to a server-to-client request; false when nobody waits for it.
+    fn tell_peers(&self, to: Option<&str>, message: PeerMessage) {
+        if let Some(p) = &self.peers {
+            p.send(to, message);
+        }
+    }
+
+    /// This replica's id, when it is one of several.
+    pub(crate) fn replica(&self) -> Option<&str> {
+        self.peers.as_ref().map(|p| p.replica())
+    }
+
+    /// `notifications/cancelled`: cancels the named in-flight request of the session, here or,
+    /// when it does not run here, on whichever replica runs it.
+    pub(crate) fn cancel(&self, session: &SessionRecord, request: &Id) {
+        let here = self
+            .live
+            .find(&session.id)
+            .is_some_and(|live| live.cancel(request));
+        if !here {
+            self.tell_peers(
+                None,
+                PeerMessage::Cancel {
+                    session: session.id.to_string(),
+                    request: request.clone(),
+                },
+            );
+        }
+    }
+
+    /// The client's answer to a server-to-client request; false when nobody waits for it here
+    /// and no other replica issued it.
     pub(crate) fn answer(
         &self,
         session: &SessionRecord,
         id: &Id,
         outcome: Result<Value, Value>,
     ) -> bool {
-        self.live
-            .find(&session.id)
-            .is_some_and(|live| live.client_requests().resolve(id, outcome))
+        let Some(live) = self.live.find(&session.id) else {
+            return self.forward_answer(session, id, outcome);
+        };
+        if live.client_requests().resolve(id, outcome.clone()) {
+            return true;
+        }
+        self.forward_answer(session, id, outcome)
+    }
+
+    /// Sends an answer to the replica named in the request id (`srv-<replica>-N`).
+    fn forward_answer(
+        &self,
+        session: &SessionRecord,
+        id: &Id,
+        outcome: Result<Value, Value>,
+    ) -> bool {
+        let (Some(me), Id::Str(text)) = (self.replica(), id) else {
+            return false;
+        };
+        let Some(owner) = text
+            .strip_prefix("srv-")
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(replica, _)| replica)
+        else {
+            return false;
+        };
+        if owner == me {
+            return false;
+        }
+        self.tell_peers(
+            Some(owner),
+            PeerMessage::Answer {
+                session: session.id.to_string(),
+                id: text.clone(),
+                outcome,
+            },
+        );
+        true
+    }
+
+    /// A message from another replica.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_peer(&self, message: PeerMessage) {
+        match message {
+            PeerMessage::Cancel { session, request } => {
+                if let Some(live) = self.live.find(&session) {
+                    live.cancel(&request);
+                }
+            }
+            PeerMessage::Answer {
+                session,
+                id,
+                outcome,
+            } => {
+                let delivered = self
+                    .live
+                    .find(&session)
+                    .is_some_and(|l| l.client_requests().resolve(&Id::Str(id.clone()), outcome));
+                if delivered {
+                    log::debug(format_args!(
+                        "answer to {id} delivered from another replica"
+                    ));
+                } else {
+                    let mut line = String::from("answer from another replica: nobody waits for it");
+                    log::field(&mut line, "id", &id);
+                    log::info(format_args!("{line}"));
+                }
+            }
+            PeerMessage::Ended { session } => self.free_live_state(&session),
+            PeerMessage::Changed { .. } => {}
+        }
     }
 
     /// Expires idle sessions; returns how many.
@@ -212,6 +327,10 @@ impl Runtime {
             Ok(ids) => {
                 for id in &ids {
                     self.end_session_here(id).await;
+                    self.announce(PeerMessage::Ended {
+                        session: id.to_string(),
+                    })
+                    .await;
                 }
                 ids.len()
             }

@@ -79,6 +79,12 @@ impl SessionRecord {
         }
     }
 
+    /// Milliseconds since the Unix epoch of the last use.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn last_seen_ms(&self) -> u64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
     /// The level set by `logging/setLevel`, if any.
     pub(crate) fn log_level(&self) -> Option<LogLevel> {
         match self.log_level.load(Ordering::Relaxed) {
@@ -104,7 +110,7 @@ impl SessionRecord {
         }
     }
 
-    fn apply(&self, update: &SessionUpdate) {
+    pub(crate) fn apply(&self, update: &SessionUpdate) {
         match update {
             SessionUpdate::LogLevel(level) => {
                 let index = LogLevel::ALL.iter().position(|l| l == level).unwrap_or(0);
@@ -163,6 +169,15 @@ pub(crate) trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn delete<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<bool, StoreError>>;
     /// Drops every record idle since before `now_ms - idle`; returns their ids.
     fn sweep(&self, now_ms: u64) -> BoxFut<'_, Result<Vec<Arc<str>>, StoreError>>;
+    /// True when session `id` subscribed to `uri` (a shared store asks the store, so a
+    /// subscription made through another replica counts).
+    fn is_subscribed<'a>(
+        &'a self,
+        record: &'a SessionRecord,
+        uri: &'a str,
+    ) -> BoxFut<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(Ok(record.is_subscribed(uri))))
+    }
     /// Open sessions (best effort for a shared store).
     fn count(&self) -> usize;
     /// This replica stops: a store that lives only here forgets every session; a shared store
@@ -375,7 +390,7 @@ impl SessionStore for MemorySessions {
 
 /// What this replica holds for a session it serves: in-flight calls, pending client requests,
 /// attached streams. Created on first need, dropped when the session ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Live {
     in_flight: Mutex<HashMap<Id, CancelToken>>,
     client_requests: ClientRequests,
@@ -417,6 +432,34 @@ impl Live {
         &self.client_requests
     }
 
+    /// Makes `stream` this replica's standalone stream of the session (a resumed stream another
+    /// replica fed); false when it already was.
+    pub(crate) fn adopt_standalone(&self, stream: u64) -> bool {
+        let mut slot = self.standalone.lock().expect("session lock poisoned");
+        let adopted = *slot != Some(stream);
+        *slot = Some(stream);
+        adopted
+    }
+
+    /// Forgets `stream` as the standalone stream (another replica took the session's GET
+    /// connection), so the next GET here starts a new one.
+    pub(crate) fn drop_standalone(&self, stream: u64) {
+        let mut slot = self.standalone.lock().expect("session lock poisoned");
+        if *slot == Some(stream) {
+            *slot = None;
+        }
+    }
+
+    /// The standalone stream's number, if a GET made one here.
+    pub(crate) fn current_standalone(&self) -> Option<u64> {
+        *self.standalone.lock().expect("session lock poisoned")
+    }
+
+    /// True while `stream` is this replica's standalone stream of the session.
+    pub(crate) fn is_standalone(&self, stream: u64) -> bool {
+        *self.standalone.lock().expect("session lock poisoned") == Some(stream)
+    }
+
     /// The standalone stream's number, creating it with `make` on the first GET.
     pub(crate) fn standalone(&self, make: impl FnOnce() -> u64) -> (u64, bool) {
         let mut slot = self.standalone.lock().expect("session lock poisoned");
@@ -452,17 +495,25 @@ impl Live {
 #[derive(Debug)]
 pub(crate) struct LiveSessions {
     shards: Vec<Mutex<HashMap<Arc<str>, Arc<Live>>>>,
+    /// Server-to-client request ids carry it (see [`ClientRequests::with_prefix`]).
+    request_prefix: Arc<str>,
 }
 
 impl Default for LiveSessions {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+        Self::with_request_prefix("".into())
     }
 }
 
 impl LiveSessions {
+    /// Live state whose server-to-client request ids read `srv-<prefix>-N`.
+    pub(crate) fn with_request_prefix(request_prefix: Arc<str>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            request_prefix,
+        }
+    }
+
     fn shard(&self, id: &str) -> &Mutex<HashMap<Arc<str>, Arc<Live>>> {
         &self.shards[shard_of(&id)]
     }
@@ -473,7 +524,14 @@ impl LiveSessions {
             .lock()
             .expect("live sessions poisoned")
             .entry(id.clone())
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(Live {
+                    in_flight: Mutex::default(),
+                    client_requests: ClientRequests::with_prefix(self.request_prefix.clone()),
+                    standalone: Mutex::default(),
+                    closed: CancelToken::default(),
+                })
+            })
             .clone()
     }
 

@@ -6,10 +6,9 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::context::CancelToken;
-use super::events::{ResumeError, StreamHandle, RESUME_CHANNEL};
+use super::events::{Origin, ResumeError, StreamHandle, RESUME_CHANNEL};
 use super::limits::Permit;
-use super::session::SessionRecord;
+use super::session::{Live, SessionRecord};
 use super::Runtime;
 use crate::auth::Principal;
 use crate::core::catalog::Change;
@@ -45,17 +44,41 @@ impl Runtime {
             .stream(&super::owner(principal))
             .map_err(ProtocolError::Limit)?;
         let live = self.live.get(&session.id);
+        if let Some(current) = live.current_standalone() {
+            let stream = StreamHandle::existing(
+                self.events.clone(),
+                self.streams.clone(),
+                session.id.clone(),
+                current,
+            );
+            if stream.is_live() {
+                return Err(ProtocolError::StreamConflict);
+            }
+        }
+        // With replicas, a connection held open on another one conflicts as well.
+        match self.events.hold(&session.id, false).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ProtocolError::StreamConflict),
+            Err(_) => return Err(ProtocolError::SessionStoreUnavailable),
+        }
         let (stream_id, created) = live.standalone(|| self.stream_id());
         let stream = if created {
-            StreamHandle::open(
+            let opened = StreamHandle::open(
                 self.events.clone(),
                 self.streams.clone(),
                 session.id.clone(),
                 stream_id,
+                Origin::Standalone,
                 None,
             )
-            .await
-            .map_err(|_| ProtocolError::SessionStoreUnavailable)?
+            .await;
+            match opened {
+                Ok(s) => s,
+                Err(_) => {
+                    live.drop_standalone(stream_id);
+                    return Err(ProtocolError::SessionStoreUnavailable);
+                }
+            }
         } else {
             StreamHandle::existing(
                 self.events.clone(),
@@ -65,6 +88,7 @@ impl Runtime {
             )
         };
         if stream.is_live() {
+            // Another GET attached while this one waited for the store.
             return Err(ProtocolError::StreamConflict);
         }
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
@@ -76,13 +100,12 @@ impl Runtime {
         if created {
             // Subscribed before the response goes out, so no change announced after it is missed.
             let changes = self.notifier.bus().subscribe();
-            let closed = live.closed().clone();
             tokio::spawn(feed_session_stream(
                 self.clone(),
                 session,
                 stream,
                 changes,
-                closed,
+                live,
             ));
         }
         Ok(Opened {
@@ -94,8 +117,8 @@ impl Runtime {
 
     /// GET with `Last-Event-ID`: replays what that stream sent after the event, then goes on live.
     pub(crate) async fn resume(
-        &self,
-        session: &SessionRecord,
+        self: &Arc<Self>,
+        session: Arc<SessionRecord>,
         principal: &Principal,
         last: EventId,
     ) -> Result<Opened, ProtocolError> {
@@ -104,7 +127,7 @@ impl Runtime {
             .stream(&super::owner(principal))
             .map_err(ProtocolError::Limit)?;
         let (tx, rx) = mpsc::channel::<Bytes>(RESUME_CHANNEL);
-        StreamHandle::resume(
+        let resumed = StreamHandle::resume(
             self.events.clone(),
             self.streams.clone(),
             session.id.clone(),
@@ -116,6 +139,28 @@ impl Runtime {
             ResumeError::UnknownStream => ProtocolError::NoStreamToResume,
             ResumeError::Store(_) => ProtocolError::SessionStoreUnavailable,
         })?;
+        if resumed.standalone && !resumed.finished {
+            // A standalone stream another replica fed (it may have stopped): this replica
+            // feeds it from now on. In one process it is always this replica's already.
+            let live = self.live.get(&session.id);
+            if live.adopt_standalone(last.stream) {
+                let _ = self.events.hold(&session.id, true).await;
+                let stream = StreamHandle::existing(
+                    self.events.clone(),
+                    self.streams.clone(),
+                    session.id.clone(),
+                    last.stream,
+                );
+                let changes = self.notifier.bus().subscribe();
+                tokio::spawn(feed_session_stream(
+                    self.clone(),
+                    session,
+                    stream,
+                    changes,
+                    live,
+                ));
+            }
+        }
         Ok(Opened {
             frames: rx,
             permit,
@@ -150,21 +195,31 @@ impl Runtime {
 
 /// Feeds a session's standalone stream for as long as the session lives: the change
 /// notifications it may receive (recorded, so a reconnecting client can resume), and
-/// keep-alives to whoever is attached.
+/// keep-alives to whoever is attached. With replicas, it stops once another replica took the
+/// session's GET connection while none is attached here.
 async fn feed_session_stream(
     rt: Arc<Runtime>,
     session: Arc<SessionRecord>,
     stream: StreamHandle,
     mut changes: broadcast::Receiver<Change>,
-    closed: CancelToken,
+    live: Arc<Live>,
 ) {
     let keepalive = rt.config.sse_keepalive;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     let shutdown = rt.shutdown.clone();
+    let closed = live.closed().clone();
+    let superseded = || async {
+        !live.is_standalone(stream.id())
+            || (!stream.is_live() && rt.events.held_elsewhere(&session.id).await == Ok(true))
+    };
     loop {
+        let attached = stream.is_live();
         tokio::select! {
             _ = tick.tick() => {
-                stream.deliver(Bytes::from_static(sse::KEEPALIVE)).await;
+                if !stream.deliver(Bytes::from_static(sse::KEEPALIVE)).await && superseded().await {
+                    live.drop_standalone(stream.id());
+                    return;
+                }
             }
             change = changes.recv() => {
                 let change = match change {
@@ -174,16 +229,33 @@ async fn feed_session_stream(
                 };
                 let wanted = rt.core.catalog().advertises(&change)
                     && match &change {
-                        Change::ResourceUpdated(uri) => session.is_subscribed(uri),
+                        Change::ResourceUpdated(uri) => {
+                            rt.sessions.is_subscribed(&session, uri).await.unwrap_or(false)
+                        }
                         _ => true,
                     };
                 if wanted {
+                    if superseded().await {
+                        live.drop_standalone(stream.id());
+                        return;
+                    }
                     let note = message::notification(change.method(), &change.params(None));
                     stream.send(note.into()).await;
                 }
             }
+            () = stream.connection_closed(), if attached => {
+                let _ = rt.events.release(&session.id).await;
+            }
             () = closed.cancelled() => break,
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => {
+                // This replica stops, the session does not: with replicas, a client resumes
+                // the stream on another one, so it is not marked finished.
+                if rt.peers.is_some() {
+                    stream.end_here();
+                    return;
+                }
+                break;
+            }
         }
     }
     stream.finish().await;

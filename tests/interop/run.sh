@@ -11,6 +11,12 @@
 # Builds target/release/vouch-mcp when it is missing or older than the sources
 # (VOUCH_MCP_BIN=path uses that binary instead and never builds).
 #
+# Against servers started elsewhere (tests/cluster/run.sh: replicas behind a load balancer):
+#   INTEROP_MCP_URL=http://localhost:PORT/mcp   the MCP endpoint the clients use (nothing is built or started)
+#   INTEROP_ISSUER_BASE=http://127.0.0.1:PORT   a `vouch-mcp --dev` process serving as the issuer (its /dev routes)
+#   INTEROP_BANNER=FILE                         that process's stdout (the dev banner with its tokens)
+#   INTEROP_SERVER_LOG=FILE                     the servers' request log (every replica's lines)
+#
 # Prints one line per check (PASS/FAIL [client] era: check), then `N passed, M failed`.
 # Exits non-zero if any check failed. Always stops the server it started.
 
@@ -91,6 +97,7 @@ if [ "$(cat "$py_stamp" 2>/dev/null)" != "$want" ]; then
 fi
 PY="$venv/bin/python"
 
+if [ -z "${INTEROP_MCP_URL:-}" ]; then
 # ---- The server binary ------------------------------------------------------------------------
 if [ -n "${VOUCH_MCP_BIN:-}" ]; then
   BIN=$(readlink -f "$VOUCH_MCP_BIN")
@@ -98,7 +105,7 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vouch-mcp"
   if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -print -quit 2>/dev/null)" ]; then
     echo "building the release binary ..."
-    (cd "$ROOT" && cargo build --release --bin vouch-mcp) >"$WORK/cargo-build.log" 2>&1 \
+    (cd "$ROOT" && cargo build --release --features redis --bin vouch-mcp) >"$WORK/cargo-build.log" 2>&1 \
       || fatal "cargo build --release failed (see .interop/clients/cargo-build.log)" "$WORK/cargo-build.log"
   fi
 fi
@@ -125,6 +132,12 @@ for _ in 1 2 3; do
 done
 [ -n "$started" ] || fatal "vouch-mcp did not come up (see .interop/clients/server.log)" "$WORK/server.log"
 
+else
+  [ -n "${INTEROP_ISSUER_BASE:-}" ] && [ -f "${INTEROP_BANNER:-}" ] && [ -f "${INTEROP_SERVER_LOG:-}" ] \
+    || fatal "INTEROP_MCP_URL needs INTEROP_ISSUER_BASE, INTEROP_BANNER and INTEROP_SERVER_LOG"
+  cp "$INTEROP_BANNER" "$WORK/server.out"
+fi
+
 # The banner's tokens; the hardware one also tells us the dev issuer's AAGUID.
 banner_token() { grep -A1 "^Token (hardware_verified=$1" "$WORK/server.out" | tail -n1; }
 for _ in $(seq 50); do [ -n "$(banner_token true)" ] && break; sleep 0.1; done
@@ -136,11 +149,20 @@ p = sys.argv[1].split(".")[1]
 print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["hardware_aaguid"])' "$HW_TOKEN") \
   || fatal "cannot read hardware_aaguid from the banner token"
 
-export MCP_URL="http://localhost:$PORT/mcp"
-export DEV_ISSUER="http://127.0.0.1:$PORT/dev"
-export PRM_URL="http://localhost:$PORT/.well-known/oauth-protected-resource/mcp"
-export AS_METADATA_URL="http://127.0.0.1:$PORT/.well-known/oauth-authorization-server/dev"
-export DEV_AAGUID SERVER_LOG="$WORK/server.log" INTEROP_TMP="$WORK/tmp"
+if [ -z "${INTEROP_MCP_URL:-}" ]; then
+  MCP_URL="http://localhost:$PORT/mcp"
+  ISSUER_BASE="http://127.0.0.1:$PORT"
+  SERVER_LOG="$WORK/server.log"
+else
+  MCP_URL=$INTEROP_MCP_URL
+  ISSUER_BASE=$INTEROP_ISSUER_BASE
+  SERVER_LOG=$INTEROP_SERVER_LOG
+fi
+export MCP_URL SERVER_LOG
+export DEV_ISSUER="$ISSUER_BASE/dev"
+export PRM_URL="${MCP_URL%/mcp}/.well-known/oauth-protected-resource/mcp"
+export AS_METADATA_URL="$ISSUER_BASE/.well-known/oauth-authorization-server/dev"
+export DEV_AAGUID INTEROP_TMP="$WORK/tmp"
 
 # The server fetches its own JWKS at start: retry a whoami until it answers (bounded, 10 s).
 ready=""
@@ -152,8 +174,8 @@ for _ in $(seq 50); do
   case "$out" in *'"hardware_verified":true'*) ready=1; break ;; esac
   sleep 0.2
 done
-[ -n "$ready" ] || fatal "whoami never succeeded with the banner token (last answer: ${out:-none})" "$WORK/server.log"
-echo "vouch-mcp up on 127.0.0.1:$PORT (node $("$NODE" --version), $("$PY" --version 2>&1))"
+[ -n "$ready" ] || fatal "whoami never succeeded with the banner token (last answer: ${out:-none})" "$SERVER_LOG"
+echo "vouch-mcp up at $MCP_URL (node $("$NODE" --version), $("$PY" --version 2>&1))"
 
 # ---- Run the clients ------------------------------------------------------------------------
 run_client() { # run_client label command...

@@ -7,14 +7,27 @@ use vouch_mcp::auth::fetch::HttpFetcher;
 use vouch_mcp::auth::KeySet;
 use vouch_mcp::defaults::JWKS_MAX_BYTES;
 
-use crate::launch::{launch_with, Refresh};
+use crate::launch::{connect_shared, launch_with, Refresh};
 use crate::settings::Config;
 
 /// Runs the checks; returns the report and whether every check passed.
 pub(crate) async fn check(config: &Config) -> (String, bool) {
     let mut out = String::new();
     let _ = writeln!(out, "settings: ok");
-    let launched = match launch_with(config, config.port, Refresh::None) {
+    // A replica that cannot reach its shared store does not start, so the preflight tries it.
+    let shared = match connect_shared(config).await {
+        Ok(shared) => {
+            if shared.is_some() {
+                let _ = writeln!(out, "redis: ok");
+            }
+            shared
+        }
+        Err(e) => {
+            let _ = writeln!(out, "redis: FAILED: {e}");
+            return (out, false);
+        }
+    };
+    let launched = match launch_with(config, config.port, shared, Refresh::None) {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(out, "configuration: FAILED: {e}");

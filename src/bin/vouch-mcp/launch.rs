@@ -44,16 +44,53 @@ pub(crate) enum Refresh {
     None,
 }
 
+/// The shared backend, when `MCP_REDIS_URL` names one; connecting fails the start when Redis
+/// does not answer (an orchestrator restarts the replica). The password is never shown.
+#[cfg(feature = "redis")]
+pub(crate) type Shared = vouch_mcp::redis::RedisBackend;
+/// Without the `redis` feature there is no shared backend.
+#[cfg(not(feature = "redis"))]
+pub(crate) type Shared = std::convert::Infallible;
+
+/// Connects to the shared backend named by the configuration, if any.
+pub(crate) async fn connect_shared(config: &Config) -> Result<Option<Shared>, ConfigError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use vouch_mcp::redis::{RedisBackend, RedisConfig};
+        let cfg = RedisConfig::new(url.clone()).prefix(config.redis_prefix.clone());
+        RedisBackend::connect(cfg)
+            .await
+            .map(Some)
+            .map_err(|e| ConfigError(format!("MCP_REDIS_URL: {e}")))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err(ConfigError(
+            "MCP_REDIS_URL is set, but this build has no Redis support (build with --features redis)"
+                .into(),
+        ))
+    }
+}
+
 /// Builds the guide's server for a listener bound on `port`. Must run inside a tokio runtime
 /// (it starts the JWKS refresher). The server starts even when the issuer is down.
-pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError> {
-    launch_with(config, port, Refresh::Background)
+pub(crate) fn launch(
+    config: &Config,
+    port: u16,
+    shared: Option<Shared>,
+) -> Result<Launched, ConfigError> {
+    launch_with(config, port, shared, Refresh::Background)
 }
 
 /// [`launch`], choosing whether the key cache starts its background refresh.
 pub(crate) fn launch_with(
     config: &Config,
     port: u16,
+    shared: Option<Shared>,
     refresh: Refresh,
 ) -> Result<Launched, ConfigError> {
     let tls = match &config.tls {
@@ -186,6 +223,14 @@ pub(crate) fn launch_with(
     if let Some(path) = &config.state_key_file {
         builder = builder.state_key(read_state_key(path)?);
     }
+    #[cfg(feature = "redis")]
+    if let Some(backend) = shared {
+        builder = builder.redis(backend);
+    }
+    #[cfg(not(feature = "redis"))]
+    if let Some(never) = shared {
+        match never {}
+    }
     if let Some(d) = &dev {
         // The dev issuer's routes sit next to the MCP endpoint, on the server's fallback.
         let (d, resource) = (d.clone(), resource_url.clone());
@@ -235,7 +280,12 @@ mod tests {
 
     #[tokio::test]
     async fn default_jwks_url_is_the_guides() {
-        let l = launch(&config(&[("VOUCH_ISSUER", "https://issuer.example")]), 3000).unwrap();
+        let l = launch(
+            &config(&[("VOUCH_ISSUER", "https://issuer.example")]),
+            3000,
+            None,
+        )
+        .unwrap();
         assert_eq!(l.jwks_url, "https://issuer.example/oauth/jwks");
         assert_eq!(l.issuer, "https://issuer.example");
         assert_eq!(l.server.resource_url(), "http://localhost:3000/mcp");
@@ -263,6 +313,7 @@ mod tests {
                 ("VOUCH_REQUIRE_AT_JWT", "true"),
             ]),
             3000,
+            None,
         )
         .unwrap();
         assert_eq!(l.jwks_url, "https://keys.example/jwks.json");
@@ -277,7 +328,7 @@ mod tests {
             (l.policy.leeway_secs, l.policy.typ),
             (5, TypPolicy::RequireAtJwt)
         );
-        let l = launch(&config(&[("VOUCH_SKIP_AUDIENCE", "1")]), 3000).unwrap();
+        let l = launch(&config(&[("VOUCH_SKIP_AUDIENCE", "1")]), 3000, None).unwrap();
         assert_eq!(l.policy.audience, AudiencePolicy::DangerouslySkip);
     }
 
@@ -286,6 +337,7 @@ mod tests {
         let l = launch(
             &config(&[("MCP_RESOURCE_URL", "https://h.example/tools/mcp")]),
             3000,
+            None,
         )
         .unwrap();
         assert_eq!(l.server.endpoint_paths(), ["/tools/mcp", "/tools/mcp/"]);
@@ -295,6 +347,7 @@ mod tests {
                 ("MCP_LISTEN_PATH", "/mcp/"),
             ]),
             3000,
+            None,
         )
         .unwrap();
         assert_eq!(l.server.endpoint_paths(), ["/mcp", "/mcp/"]);
@@ -306,7 +359,12 @@ mod tests {
 
     #[tokio::test]
     async fn plain_http_jwks_to_a_remote_host_is_a_configuration_error() {
-        let err = launch(&config(&[("VOUCH_ISSUER", "http://issuer.example")]), 3000).unwrap_err();
+        let err = launch(
+            &config(&[("VOUCH_ISSUER", "http://issuer.example")]),
+            3000,
+            None,
+        )
+        .unwrap_err();
         assert!(err.0.contains("VOUCH_JWKS_URL"), "{err}");
     }
 }

@@ -96,7 +96,14 @@ async fn run(config: settings::Config) -> ExitCode {
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(config.port);
-    let launched = match launch(&config, port) {
+    let shared = match launch::connect_shared(&config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vouch-mcp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let launched = match launch(&config, port, shared) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("vouch-mcp: configuration error: {e}");

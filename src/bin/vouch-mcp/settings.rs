@@ -208,6 +208,17 @@ fn level(s: &str) -> Result<Level, &'static str> {
     Level::parse(s).ok_or("is not off, error, warn, info or debug")
 }
 
+fn redis_url(s: &str) -> Result<String, &'static str> {
+    let rest = s
+        .strip_prefix("redis://")
+        .or_else(|| s.strip_prefix("rediss://"))
+        .ok_or("is not a redis:// or rediss:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("is not a redis:// or rediss:// URL");
+    }
+    Ok(s.to_owned())
+}
+
 fn path(s: &str) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(s))
 }
@@ -406,6 +417,10 @@ setting!(TLS_KEY_FILE: PathBuf = "MCP_TLS_KEY_FILE", "--tls-key-file", Default::
     "PEM private key of the certificate (ECDSA or RSA; PKCS#8, SEC1 or PKCS#1)");
 setting!(TLS_WATCH: Duration = "MCP_TLS_WATCH_SECS", "--tls-watch-secs", Default::Text("10"), secs,
     "how often the TLS files are checked for a change (`0`: only on SIGHUP)");
+setting!(REDIS_URL: String = "MCP_REDIS_URL", "--redis-url", Default::Derived("unset: sessions in this process only"), redis_url,
+    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams and notifications through it");
+setting!(REDIS_PREFIX: String = "MCP_REDIS_PREFIX", "--redis-prefix", Default::Text("vouch-mcp:"), text,
+    "prefix of every Redis key and channel, so deployments can share one Redis");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
     "`off`, `error`, `warn`, `info`, `debug`");
 setting!(LOG_FORMAT: Format = "VOUCH_MCP_LOG_FORMAT", "--log-format", Default::Text("text"), log_format,
@@ -461,6 +476,8 @@ static ALL: &[&dyn Described] = &[
     &TLS_CERT_FILE,
     &TLS_KEY_FILE,
     &TLS_WATCH,
+    &REDIS_URL,
+    &REDIS_PREFIX,
     &LOG,
     &LOG_FORMAT,
     &METRICS_ADDR,
@@ -512,6 +529,9 @@ pub(crate) struct Config {
     /// The TLS certificate chain and key files, when the server speaks https.
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) tls_watch: Duration,
+    /// Never logged as given: it may hold a password.
+    pub(crate) redis_url: Option<String>,
+    pub(crate) redis_prefix: String,
     pub(crate) log: Level,
     pub(crate) log_format: Format,
     /// Where the metrics listener binds (`None`: off).
@@ -700,6 +720,8 @@ pub(crate) fn parse(
         state_key_file: STATE_KEY_FILE.get(&src)?,
         tls,
         tls_watch: TLS_WATCH.value(&src)?,
+        redis_url: REDIS_URL.get(&src)?,
+        redis_prefix: REDIS_PREFIX.value(&src)?,
         log: LOG.value(&src)?,
         log_format: LOG_FORMAT.value(&src)?,
         metrics_addr: match metrics {
@@ -822,6 +844,18 @@ mod tests {
         assert_eq!(c.jwks_timeout, Duration::from_secs(5));
         assert_eq!(c.leeway_secs, 60);
         assert_eq!(c.state_key_file, None);
+        assert_eq!((c.redis_url, c.redis_prefix.as_str()), (None, "vouch-mcp:"));
+    }
+
+    #[test]
+    fn redis_settings_parse() {
+        let c = run(
+            &["--redis-prefix", "blue:"],
+            &[("MCP_REDIS_URL", "rediss://u:p@h:6380/2")],
+        )
+        .unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("rediss://u:p@h:6380/2"));
+        assert_eq!(c.redis_prefix, "blue:");
     }
 
     #[test]
@@ -850,6 +884,7 @@ mod tests {
             ("MCP_TRUSTED_PROXIES", "proxy.internal"),
             ("MCP_LISTEN_PATH", "mcp"),
             ("VOUCH_STEP_UP", "maybe"),
+            ("MCP_REDIS_URL", "http://h:6379"),
         ] {
             let e = run(&[], &[(k, v)]).unwrap_err();
             assert!(e.0.contains(k), "{k}={v}: {e}");
