@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::core::catalog::ToolSpec;
 use crate::core::headers::{self, AnnotationError};
 use crate::core::mrtr::InputRequired;
+use crate::core::tasks::TaskSupport;
 use crate::runtime::context::RequestContext;
 use crate::schema::Schema;
 
@@ -144,6 +145,7 @@ pub struct Tool {
     required_scopes: Vec<String>,
     extra: Map<String, Value>,
     takes_arguments: bool,
+    task_support: TaskSupport,
     handler: Arc<ErasedHandler>,
 }
 
@@ -177,6 +179,7 @@ impl Tool {
             required_scopes: Vec::new(),
             extra: Map::new(),
             takes_arguments,
+            task_support: TaskSupport::Forbidden,
             handler: handler.erase(),
         }
     }
@@ -228,6 +231,22 @@ impl Tool {
         self
     }
 
+    /// Whether calls may run as tasks that outlive the request (`execution.taskSupport`);
+    /// [`TaskSupport::Forbidden`] by default. See [`RequestContext::ask`] and
+    /// [`RequestContext::set_status`] for what a handler can do while it runs as a task.
+    ///
+    /// * At 2026-07-28 (the `io.modelcontextprotocol/tasks` extension) the server decides: a
+    ///   call from a client that declares the extension becomes a task when the handler is not
+    ///   done within a short window ([`ServerBuilder::task_immediate`](crate::ServerBuilder::task_immediate))
+    ///   or asks the client for input; a `Required` tool's call always does, unless it ends in
+    ///   an `input_required` round. A `Required` tool called without the extension gets -32021.
+    /// * In 2025-11-25 sessions the client asks with `params.task`; `Required` tools refuse calls
+    ///   without it, other tools refuse it (-32601).
+    pub fn task_support(mut self, support: TaskSupport) -> Self {
+        self.task_support = support;
+        self
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -259,6 +278,12 @@ impl Tool {
         if let Some(o) = &output {
             m.insert("outputSchema".into(), o.clone());
         }
+        if self.task_support != TaskSupport::Forbidden {
+            m.insert(
+                "execution".into(),
+                json!({"taskSupport": self.task_support.as_str()}),
+            );
+        }
         for (k, v) in self.extra {
             m.insert(k, v);
         }
@@ -277,6 +302,7 @@ impl Tool {
             scopes: self.required_scopes,
             param_headers,
             takes_arguments: self.takes_arguments,
+            task_support: self.task_support,
         };
         Ok((spec, self.handler))
     }

@@ -7,6 +7,7 @@
 //! * [`bus`]: the notification fan-out trait.
 //! * `streams`: GET, resumed and `subscriptions/listen` streams.
 //! * [`limits`]: the in-flight byte budget and the per-principal caps on calls and streams.
+//! * [`tasks`]: the task store trait and its in-memory default, task runs and `tasks/*` requests.
 
 pub(crate) mod bus;
 mod call;
@@ -15,6 +16,7 @@ pub(crate) mod events;
 pub(crate) mod limits;
 pub(crate) mod session;
 mod streams;
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,7 @@ pub(crate) struct Runtime {
     pub(crate) shutdown: CancelToken,
     pub(crate) rng: Arc<dyn RandomSource>,
     pub(crate) limits: Arc<limits::PrincipalLimits>,
+    pub(crate) tasks: tasks::Tasks,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -229,6 +232,7 @@ impl Runtime {
 
     /// After the grace period: cancel what is left and free every session's live state.
     pub(crate) fn close_all(&self) {
+        self.stop_tasks();
         self.live.close_all();
         self.streams.clear();
         self.sessions.stop();
