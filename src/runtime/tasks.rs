@@ -523,6 +523,8 @@ pub(crate) struct TaskLink {
     id: watch::Sender<Option<Option<String>>>,
     /// The handler wants its call to become a task now.
     wanted: Notify,
+    /// A status message set before the call became a task: the task starts with it.
+    early_message: Mutex<Option<String>>,
 }
 
 impl fmt::Debug for TaskLink {
@@ -542,6 +544,7 @@ impl TaskLink {
             may_become,
             id: watch::channel(None).0,
             wanted: Notify::new(),
+            early_message: Mutex::new(None),
         }
     }
 
@@ -572,9 +575,15 @@ impl TaskLink {
         decided.clone().flatten()
     }
 
-    /// `statusMessage`.
+    /// `statusMessage`. Before the call is a task (but may become one) it is kept for the task.
     pub(crate) async fn set_status(&self, message: &str) -> bool {
-        let Some(id) = self.id() else { return false };
+        let Some(id) = self.id() else {
+            if self.may_become && self.id.borrow().is_none() {
+                *self.early_message.lock().expect("task link lock") = Some(message.to_owned());
+                return true;
+            }
+            return false;
+        };
         self.shared
             .update(&id, |r, now| tasks::set_message(r, message, now))
             .await
@@ -802,11 +811,12 @@ impl Runtime {
                 Err(e) => fail(e.into(), &run),
             };
         }
-        let Some(rec) = self.new_task(&run, &call.principal, TaskWire::Modern) else {
+        let Some(mut rec) = self.new_task(&run, &call.principal, TaskWire::Modern) else {
             live.cancel.cancel();
             link.became(None);
             return fail(ProtocolError::Internal, &run);
         };
+        rec.status_message = link.early_message.lock().expect("task link lock").take();
         if let Err(e) = self.tasks.shared.store.create(rec.clone()).await {
             // The call cannot become a task: it is given up (its context sees the cancellation).
             live.cancel.cancel();
