@@ -25,7 +25,7 @@ use crate::runtime::context::CancelToken;
 use crate::runtime::events::{LiveStreams, MemoryEvents};
 use crate::runtime::limits::{ByteBudget, Caps, PrincipalLimits};
 use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits};
-use crate::runtime::tasks::{MemoryTasks, TaskConfig, TaskLimits, TaskShared, Tasks};
+use crate::runtime::tasks::{MemoryTasks, TaskConfig, TaskLimits, TaskShared, TaskStore, Tasks};
 use crate::runtime::{Handlers, Runtime, RuntimeConfig};
 use crate::sources::{Clock, Now, RandomSource, SystemClock, SystemRandom};
 use crate::tool::{Tool, ToolDefinitionError};
@@ -136,6 +136,7 @@ pub struct ServerBuilder {
     task_lease: Duration,
     task_immediate: Duration,
     task_cancel_grace: Duration,
+    task_store: Option<Arc<dyn TaskStore>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     log_sink: Option<Arc<dyn LogSink>>,
@@ -204,6 +205,7 @@ impl ServerBuilder {
             task_lease: defaults::TASK_LEASE,
             task_immediate: defaults::TASK_IMMEDIATE,
             task_cancel_grace: defaults::TASK_CANCEL_GRACE,
+            task_store: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::new()),
             log_sink: None,
@@ -493,6 +495,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps task records in `store` (shared by replicas) instead of this process's memory; the
+    /// caps are then the store's. For the shared backends and the multi-replica tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn task_store(mut self, store: Arc<dyn TaskStore>) -> Self {
+        self.task_store = Some(store);
+        self
+    }
+
     /// The clock read once per request (token and state expiry, session idle time, latency).
     /// Defaults to the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -655,10 +665,12 @@ impl ServerBuilder {
                 streams: self.max_streams,
             }),
             tasks: Tasks::new(TaskShared {
-                store: Arc::new(MemoryTasks::new(TaskLimits {
-                    max_tasks: self.max_tasks,
-                    max_per_principal: self.max_tasks_per_principal,
-                })),
+                store: self.task_store.unwrap_or_else(|| {
+                    Arc::new(MemoryTasks::new(TaskLimits {
+                        max_tasks: self.max_tasks,
+                        max_per_principal: self.max_tasks_per_principal,
+                    }))
+                }),
                 clock: self.clock.clone(),
                 config: TaskConfig {
                     retention: self.task_ttl,

@@ -941,7 +941,7 @@ impl Runtime {
                 }
                 () = grace_over => {
                     log::warn(format_args!(
-                        "task {id} ({}): the handler ignored its cancellation for {:?}; dropped",
+                        "a task of {}: the handler ignored its cancellation for {:?}; dropped",
                         self.label(&run.target),
                         config.cancel_grace
                     ));
@@ -1122,5 +1122,303 @@ impl Runtime {
             live.stopping.store(true, Ordering::Release);
             live.cancel.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::tasks::{NewTask, TaskOutcome};
+    use crate::{CallToolResult, McpService, ServerBuilder, TaskSupport, Tool};
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::Service as _;
+    use serde_json::json;
+
+    fn owner(sub: &str) -> TaskOwner {
+        TaskOwner {
+            issuer: "iss".into(),
+            subject: sub.into(),
+        }
+    }
+
+    fn record(id: &str, sub: &str, now: u64) -> TaskRecord {
+        TaskRecord::new(
+            NewTask {
+                id: id.into(),
+                owner: owner(sub),
+                wire: TaskWire::Modern,
+                tool: "t".into(),
+                retention_ms: 1_000,
+                poll_interval_ms: 100,
+                lease_ms: 500,
+            },
+            now,
+        )
+    }
+
+    fn store(max: usize, per: usize) -> MemoryTasks {
+        MemoryTasks::new(TaskLimits {
+            max_tasks: max,
+            max_per_principal: per,
+        })
+    }
+
+    #[tokio::test]
+    async fn caps_count_unfinished_tasks_per_principal_and_all_records() {
+        let s = store(3, 1);
+        s.create(record("a", "alice", 0)).await.unwrap();
+        assert_eq!(
+            s.create(record("b", "alice", 0)).await,
+            Err(TaskStoreError::PrincipalFull)
+        );
+        // Finishing releases the principal's slot; the record still counts globally.
+        let a = s.get("a").await.unwrap().unwrap();
+        let done = tasks::finish(&a, TaskOutcome::Result(json!({})), 10).unwrap();
+        assert!(s.replace(a.version, done).await.unwrap());
+        s.create(record("b", "alice", 10)).await.unwrap();
+        s.create(record("c", "bob", 10)).await.unwrap();
+        assert_eq!(
+            s.create(record("d", "carol", 10)).await,
+            Err(TaskStoreError::Full)
+        );
+        assert_eq!(s.count(), 3);
+    }
+
+    #[tokio::test]
+    async fn replace_is_compare_and_set_on_the_version() {
+        let s = store(10, 10);
+        s.create(record("a", "alice", 0)).await.unwrap();
+        let r = s.get("a").await.unwrap().unwrap();
+        let first = tasks::set_message(&r, "one", 1).unwrap();
+        let second = tasks::set_message(&r, "two", 1).unwrap();
+        assert!(s.replace(r.version, first).await.unwrap());
+        assert!(
+            !s.replace(r.version, second).await.unwrap(),
+            "a writer that read an old version loses"
+        );
+        let now = s.get("a").await.unwrap().unwrap();
+        assert_eq!(now.status_message.as_deref(), Some("one"));
+        assert!(!s.replace(1, record("nope", "x", 0)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn changed_wakes_on_a_new_version_and_times_out_otherwise() {
+        let s = Arc::new(store(10, 10));
+        s.create(record("a", "alice", 0)).await.unwrap();
+        let r = s.get("a").await.unwrap().unwrap();
+        let started = std::time::Instant::now();
+        s.changed("a", r.version, Duration::from_millis(50)).await;
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // An already newer version returns at once; a missing record too.
+        s.changed("a", r.version + 7, Duration::from_secs(10)).await;
+        s.changed("gone", 1, Duration::from_secs(10)).await;
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.changed("a", 1, Duration::from_secs(10)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let next = tasks::set_message(&r, "m", 1).unwrap();
+        assert!(s.replace(r.version, next).await.unwrap());
+        tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .expect("the waiter woke")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn sweep_forgets_expired_records_and_reports_lapsed_leases() {
+        let s = store(10, 10);
+        s.create(record("run", "alice", 0)).await.unwrap();
+        s.create(record("done", "alice", 0)).await.unwrap();
+        let d = s.get("done").await.unwrap().unwrap();
+        let fin = tasks::finish(&d, TaskOutcome::Result(json!({})), 100).unwrap();
+        assert!(s.replace(d.version, fin).await.unwrap());
+        assert!(
+            s.sweep(400).await.unwrap().is_empty(),
+            "lease and retention hold"
+        );
+        let lapsed = s.sweep(1_099).await.unwrap();
+        assert_eq!(
+            lapsed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["run"]
+        );
+        assert!(s.get("done").await.unwrap().is_some());
+        s.sweep(1_100).await.unwrap();
+        assert!(
+            s.get("done").await.unwrap().is_none(),
+            "forgotten after retention"
+        );
+        assert_eq!(s.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_pages_an_owners_tasks_in_creation_order() {
+        let s = store(10, 10);
+        for id in ["a", "b", "c"] {
+            s.create(record(id, "alice", 0)).await.unwrap();
+        }
+        s.create(record("z", "bob", 0)).await.unwrap();
+        let ids = |v: Vec<TaskRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let alice = owner("alice");
+        assert_eq!(
+            ids(s.list(&alice, None, 2).await.unwrap().unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(
+            ids(s.list(&alice, Some("b"), 2).await.unwrap().unwrap()),
+            ["c"]
+        );
+        assert!(
+            s.list(&alice, Some("z"), 2).await.unwrap().is_none(),
+            "bob's id is no cursor for alice"
+        );
+    }
+
+    // ----- the runner's lease, across two servers sharing one store ----------------------
+
+    const URL: &str = "http://localhost:3000/mcp";
+
+    fn replica(store: Arc<dyn TaskStore>, lease: Duration) -> crate::Server {
+        ServerBuilder::new("t", "1", URL)
+            .dangerously_disable_auth()
+            .tool(
+                Tool::new(
+                    "forever",
+                    "Runs until cancelled",
+                    |ctx: RequestContext| async move {
+                        ctx.cancellation().cancelled().await;
+                        Ok(CallToolResult::text("stopped"))
+                    },
+                )
+                .task_support(TaskSupport::Optional),
+            )
+            .tool(
+                Tool::new("slow", "Takes 700 ms", |_ctx: RequestContext| async move {
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                    Ok(CallToolResult::text("done"))
+                })
+                .task_support(TaskSupport::Optional),
+            )
+            .task_lease(lease)
+            .task_store(store)
+            .build()
+            .unwrap()
+    }
+
+    async fn post(svc: &McpService, method: &str, name: &str, mut params: Value) -> Value {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+        });
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let req = http::Request::post("/mcp")
+            .header("host", "localhost:3000")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .header("mcp-name", name)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let resp = svc.call(req).await.unwrap_or_else(|e| match e {});
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    async fn status_until(svc: &McpService, id: &str, want: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = post(svc, "tasks/get", id, json!({"taskId": id})).await;
+            if got["result"]["status"] == want || std::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn shared_store() -> Arc<dyn TaskStore> {
+        Arc::new(store(100, 100))
+    }
+
+    #[test]
+    fn a_task_whose_replica_died_fails_once_its_lease_lapses() {
+        let store = shared_store();
+        let lease = Duration::from_millis(300);
+        let a = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let id = a.block_on(async {
+            let server = replica(store.clone(), lease);
+            let created = post(
+                &server.service(),
+                "tools/call",
+                "forever",
+                json!({"name": "forever"}),
+            )
+            .await;
+            assert_eq!(created["result"]["resultType"], "task", "{created}");
+            created["result"]["taskId"].as_str().unwrap().to_owned()
+        });
+        // Replica A dies: its runtime stops, and with it the runner that renewed the lease.
+        a.shutdown_timeout(Duration::from_millis(100));
+        let b = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        b.block_on(async {
+            let server = replica(store, lease);
+            let svc = server.service();
+            let failed = status_until(&svc, &id, "failed").await;
+            let r = &failed["result"];
+            assert_eq!(r["status"], "failed", "{failed}");
+            assert!(
+                r["statusMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("lease expired"),
+                "{failed}"
+            );
+            assert_eq!(r["error"]["code"], -32603);
+            // The failure is stored: it stays failed.
+            let again = post(&svc, "tasks/get", &id, json!({"taskId": id})).await;
+            assert_eq!(again["result"]["status"], "failed");
+        });
+    }
+
+    #[tokio::test]
+    async fn the_running_replica_renews_the_lease_of_a_long_task() {
+        let server = replica(shared_store(), Duration::from_millis(150));
+        let svc = server.service();
+        let created = post(&svc, "tools/call", "slow", json!({"name": "slow"})).await;
+        let id = created["result"]["taskId"].as_str().unwrap().to_owned();
+        // Well past three leases, the task still runs: its lease was renewed.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let mid = post(&svc, "tasks/get", &id, json!({"taskId": id})).await;
+        assert_eq!(mid["result"]["status"], "working", "{mid}");
+        let done = status_until(&svc, &id, "completed").await;
+        assert_eq!(
+            done["result"]["result"]["content"][0]["text"], "done",
+            "{done}"
+        );
+        assert_eq!(server.task_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_fails_the_tasks_this_replica_runs() {
+        let server = replica(shared_store(), Duration::from_secs(30));
+        let svc = server.service();
+        let created = post(&svc, "tools/call", "forever", json!({"name": "forever"})).await;
+        let id = created["result"]["taskId"].as_str().unwrap().to_owned();
+        server.close_all();
+        let failed = status_until(&svc, &id, "failed").await;
+        assert!(
+            failed["result"]["statusMessage"]
+                .as_str()
+                .unwrap()
+                .contains("server stopped"),
+            "{failed}"
+        );
     }
 }
