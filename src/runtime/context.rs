@@ -324,7 +324,7 @@ impl RequestContext {
     ///         .ask(InputRequired::new().elicit("confirm", "Deploy to production?", schema))
     ///         .await
     ///         .map_err(|e| ToolError::Failed(e.to_string()))?;
-    ///     if answers["confirm"]["content"]["confirm"] != json!(true) {
+    ///     if answers.get("confirm").map(|a| a["content"]["confirm"] == true) != Some(true) {
     ///         return Ok(CallToolResult::text("not deployed"));
     ///     }
     ///     ctx.set_status("deploying").await;

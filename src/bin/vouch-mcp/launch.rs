@@ -121,6 +121,9 @@ pub(crate) fn launch(config: &Config, port: u16) -> Result<Launched, ConfigError
             .stream_lifetime(config.stream_max)
             .write_timeout(config.write_timeout)
             .idle_timeout(config.idle_timeout)
+            .task_ttl(config.task_ttl)
+            .max_tasks(config.max_tasks)
+            .max_tasks_per_principal(config.max_tasks_per_principal)
             .page_size(config.page_size)
             .sse_keepalive(config.sse_keepalive)
             .shutdown_grace(config.shutdown_grace);
