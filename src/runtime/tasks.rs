@@ -798,7 +798,9 @@ impl Runtime {
         if let Some(out) = finished {
             let input_round = matches!(out, HandlerOutput::Tool(Err(ToolError::InputRequired(_))));
             let reply = self.core.finish(&run, out, self.facts_now(&call.principal));
-            if !required || input_round {
+            // A refusal of the request itself (HTTP 400: a capability the client lacks) is no
+            // task's outcome: it is answered as it is.
+            if !required || input_round || reply.status != http::StatusCode::OK {
                 return Outcome::Reply(reply);
             }
             let Some(rec) = self.new_task(&run, &call.principal, TaskWire::Modern) else {
