@@ -4,7 +4,8 @@
 //! a token; `dangerously_disable_auth` logs a warning). It registers every fixture the suite calls,
 //! under the exact names the suite uses (`shared/docs/conformance.md` §5 and §8.4): tools, resources,
 //! a template, prompts, completions, change triggers, server-to-client requests, multi-round-trip
-//! tools and the stream-resumption tool.
+//! tools, the stream-resumption tool, and the tasks fixtures (`greet`, `slow_compute`,
+//! `confirm_delete`, `multi_input`, `failing_job`, `protocol_error_job`, `test_tool_with_task`).
 //!
 //! ```text
 //! PORT=0 HOST=127.0.0.1 cargo run --example conformance
@@ -184,6 +185,7 @@ fn fixtures(b: ServerBuilder) -> ServerBuilder {
             resources: false,
         });
     let b = mrtr::tools().into_iter().fold(b, ServerBuilder::tool);
+    let b = tasks::tools().into_iter().fold(b, ServerBuilder::tool);
     let b = resources::all(b);
     prompts::all(b)
 }
@@ -638,6 +640,184 @@ fn trigger_change(name: &'static str, notifier: Notifier, fire: fn(&Notifier)) -
         },
     )
     .input_schema(no_args())
+}
+
+/// tasks-* (the `io.modelcontextprotocol/tasks` extension at 2026-07-28, and 2025-11-25 tasks):
+/// the fixtures the scenario descriptions of conformance 0.2.0-alpha.12 name.
+mod tasks {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+    use serde_json::{json, Map, Value};
+    use vouch_mcp::{CallToolResult, InputRequired, RequestContext, TaskSupport, Tool, ToolError};
+
+    use super::JsonSchemas as _;
+
+    #[derive(Deserialize)]
+    struct Greet {
+        name: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Compute {
+        seconds: f64,
+        #[serde(default)]
+        label: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Delete {
+        filename: String,
+    }
+
+    /// Sleeps, unless the task is cancelled first (true) .
+    async fn sleep_or_cancelled(ctx: &RequestContext, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            () = ctx.cancellation().cancelled() => true,
+        }
+    }
+
+    fn confirm_schema() -> Value {
+        json!({"type": "object", "properties": {"confirm": {"type": "boolean", "title": "Confirm"}}, "required": ["confirm"]})
+    }
+
+    fn accepted(answer: Option<&Value>) -> bool {
+        answer.is_some_and(|a| a["action"] == "accept")
+    }
+
+    fn failed(e: impl std::fmt::Display) -> ToolError {
+        ToolError::Failed(e.to_string())
+    }
+
+    pub(super) fn tools() -> Vec<Tool> {
+        vec![
+            // Sync only: a task never.
+            Tool::new("greet", "Greets someone by name (never a task)", |_ctx: RequestContext, a: Greet| async move {
+                Ok(CallToolResult::text(format!("Hello, {}!", a.name)))
+            })
+            .input_schema(json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})),
+            // Sleeps `seconds` (0: answers at once), then reports; cancellable.
+            Tool::new(
+                "slow_compute",
+                "Computes for `seconds` seconds; may run as a task",
+                |ctx: RequestContext, a: Compute| async move {
+                    let label = a.label.unwrap_or_else(|| "job".into());
+                    let secs = a.seconds.clamp(0.0, 600.0);
+                    ctx.set_status(format!("computing {label} for {secs} s")).await;
+                    if sleep_or_cancelled(&ctx, Duration::from_secs_f64(secs)).await {
+                        return Ok(CallToolResult::text(format!("{label}: cancelled")));
+                    }
+                    Ok(CallToolResult::text(format!("{label}: computed after {secs} s")))
+                },
+            )
+            .input_schema(json!({"type": "object", "properties": {
+                "seconds": {"type": "number", "minimum": 0, "description": "How long to compute"},
+                "label": {"type": "string", "description": "A name for the job"}},
+                "required": ["seconds"]}))
+            .task_support(TaskSupport::Optional),
+            // Asks for a confirmation (elicitation through the task), then answers.
+            Tool::new(
+                "confirm_delete",
+                "Deletes a file after the user confirms; runs as a task while it waits",
+                |ctx: RequestContext, a: Delete| async move {
+                    let answers = ctx
+                        .ask(InputRequired::new().elicit(
+                            "confirm",
+                            &format!("Delete {}?", a.filename),
+                            confirm_schema(),
+                        ))
+                        .await
+                        .map_err(failed)?;
+                    let confirm = answers.get("confirm");
+                    if accepted(confirm) && confirm.and_then(|c| c["content"]["confirm"].as_bool()) != Some(false) {
+                        Ok(CallToolResult::text(format!("Deleted {}", a.filename)))
+                    } else {
+                        Ok(CallToolResult::text(format!("Kept {}", a.filename)))
+                    }
+                },
+            )
+            .input_schema(json!({"type": "object", "properties": {"filename": {"type": "string"}}, "required": ["filename"]}))
+            .task_support(TaskSupport::Optional),
+            // Two elicitations at once: two keys outstanding together.
+            Tool::new(
+                "multi_input",
+                "Asks two questions at once, then answers",
+                |ctx: RequestContext, _a: Map<String, Value>| async move {
+                    let name = json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+                    let answers = ctx
+                        .ask(
+                            InputRequired::new()
+                                .elicit("name", "What is your name?", name)
+                                .elicit("confirm", "Shall I go on?", confirm_schema()),
+                        )
+                        .await
+                        .map_err(failed)?;
+                    let who = answers
+                        .get("name")
+                        .and_then(|a| a["content"]["name"].as_str())
+                        .unwrap_or("someone");
+                    Ok(CallToolResult::text(format!("Thanks, {who}: {} answers", answers.len())))
+                },
+            )
+            .input_schema(super::no_args())
+            .task_support(TaskSupport::Optional),
+            // Always a task; fails at the tool level after about a second.
+            Tool::new(
+                "failing_job",
+                "A job that always fails (a tool error) after about a second; runs only as a task",
+                |ctx: RequestContext, _a: Map<String, Value>| async move {
+                    if sleep_or_cancelled(&ctx, Duration::from_millis(1000)).await {
+                        return Ok(CallToolResult::text("cancelled"));
+                    }
+                    Ok(CallToolResult::error("the job failed: the input was rejected"))
+                },
+            )
+            .input_schema(super::no_args())
+            .task_support(TaskSupport::Required),
+            // Panics (a protocol error: -32603) after the immediate window, so it is a task.
+            Tool::new(
+                "protocol_error_job",
+                "A job that crashes (a protocol error) after a moment; may run as a task",
+                |_ctx: RequestContext, _a: Map<String, Value>| async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    panic!("protocol_error_job crashes on purpose");
+                    #[allow(unreachable_code)]
+                    Ok(CallToolResult::text("unreachable"))
+                },
+            )
+            .input_schema(super::no_args())
+            .task_support(TaskSupport::Optional),
+            // Round 1: an input_required round for `user_name`; round 2: a task that greets.
+            Tool::new(
+                "test_tool_with_task",
+                "Asks for a name (input_required), then greets as a task",
+                |ctx: RequestContext, _a: Map<String, Value>| async move {
+                    let name = ctx
+                        .input_responses()
+                        .and_then(|m| m.get("user_name"))
+                        .and_then(|r| r["content"]["name"].as_str())
+                        .map(str::to_owned);
+                    let Some(name) = name else {
+                        return Err(InputRequired::new()
+                            .elicit(
+                                "user_name",
+                                "What is your name?",
+                                json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+                            )
+                            .into());
+                    };
+                    ctx.set_status(format!("greeting {name}")).await;
+                    if sleep_or_cancelled(&ctx, Duration::from_millis(300)).await {
+                        return Ok(CallToolResult::text("cancelled"));
+                    }
+                    Ok(CallToolResult::text(format!("Hello, {name}!")))
+                },
+            )
+            .input_schema(super::no_args())
+            .task_support(TaskSupport::Required),
+        ]
+    }
 }
 
 /// input-required-result-* (2026-07-28): multi-round-trip tools.

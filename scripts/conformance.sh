@@ -37,6 +37,8 @@ SELECTIONS=(
   "0.2.0/2026-07-28|$SUITE_NEW|--suite all --spec-version 2026-07-28|40"
   "0.2.0/2025-06-18|$SUITE_NEW|--suite all --spec-version 2025-06-18|27"
   "0.2.0/2025-03-26|$SUITE_NEW|--suite all --spec-version 2025-03-26|1"
+  # Bare: both wires, plus the extension scenarios (tasks-*, sep-2640-skills-*) at 2026-07-28.
+  "0.2.0/all|$SUITE_NEW|--suite all|65"
 )
 
 say() { printf '%s\n' "$*" >&2; }

@@ -44,3 +44,17 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// JWKS (and discovery) responses larger than this are refused; real sets are a few KiB.
 pub const JWKS_MAX_BYTES: usize = 1024 * 1024;
+/// How long a finished task (its result or error) is kept for `tasks/get`: 1 h.
+pub const TASK_TTL: Duration = Duration::from_secs(60 * 60);
+/// Tasks held, all principals and states together (finished ones count until forgotten).
+pub const MAX_TASKS: usize = 10_000;
+/// Unfinished tasks of one principal.
+pub const MAX_TASKS_PER_PRINCIPAL: usize = 50;
+/// The poll interval suggested to clients.
+pub const TASK_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The lease the replica running a task renews (every third of it); an unrenewed task fails.
+pub const TASK_LEASE: Duration = Duration::from_secs(30);
+/// 2026-07-28: how long a call that may become a task runs before it becomes one.
+pub const TASK_IMMEDIATE: Duration = Duration::from_millis(100);
+/// How long a cancelled task's handler may take to return before it is dropped.
+pub const TASK_CANCEL_GRACE: Duration = Duration::from_secs(5);

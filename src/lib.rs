@@ -109,6 +109,7 @@ mod tool;
 pub use crate::core::catalog::Change;
 pub use crate::core::headers::AnnotationError;
 pub use crate::core::mrtr::InputRequired;
+pub use crate::core::tasks::TaskSupport;
 pub use crate::core::template::TemplateError;
 pub use crate::core::{ListChanged, LogLevel};
 pub use crate::http::McpService;

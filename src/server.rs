@@ -29,6 +29,7 @@ use crate::runtime::context::CancelToken;
 use crate::runtime::events::{EventStore, LiveStreams, MemoryEvents};
 use crate::runtime::limits::{ByteBudget, Caps, PrincipalLimits};
 use crate::runtime::session::{LiveSessions, MemorySessions, SessionLimits, SessionStore};
+use crate::runtime::tasks::{MemoryTasks, TaskConfig, TaskLimits, TaskShared, TaskStore, Tasks};
 use crate::runtime::{Handlers, Runtime, RuntimeConfig};
 use crate::sources::{Clock, Now, RandomSource, SystemClock, SystemRandom};
 use crate::tool::{Tool, ToolDefinitionError};
@@ -149,6 +150,14 @@ pub struct ServerBuilder {
     header_read_timeout: Duration,
     body_timeout: Duration,
     state_key: Option<[u8; 32]>,
+    task_ttl: Duration,
+    max_tasks: usize,
+    max_tasks_per_principal: usize,
+    task_poll_interval: Duration,
+    task_lease: Duration,
+    task_immediate: Duration,
+    task_cancel_grace: Duration,
+    task_store: Option<Arc<dyn TaskStore>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     log_sink: Option<Arc<dyn LogSink>>,
@@ -216,6 +225,14 @@ impl ServerBuilder {
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
             state_key: None,
+            task_ttl: defaults::TASK_TTL,
+            max_tasks: defaults::MAX_TASKS,
+            max_tasks_per_principal: defaults::MAX_TASKS_PER_PRINCIPAL,
+            task_poll_interval: defaults::TASK_POLL_INTERVAL,
+            task_lease: defaults::TASK_LEASE,
+            task_immediate: defaults::TASK_IMMEDIATE,
+            task_cancel_grace: defaults::TASK_CANCEL_GRACE,
+            task_store: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::new()),
             log_sink: None,
@@ -477,6 +494,67 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a finished task, with its result or error, stays readable (`tasks/get`,
+    /// `tasks/result`) before it is forgotten. Counted from the moment it finished; clients see
+    /// it as `ttl`/`ttlMs` (from creation) once the task is done. Defaults to
+    /// [`defaults::TASK_TTL`] (1 h).
+    pub fn task_ttl(mut self, d: Duration) -> Self {
+        self.task_ttl = d;
+        self
+    }
+
+    /// Most tasks held, finished ones included until forgotten; beyond it a call that would
+    /// become a task gets 503 with `Retry-After`. Defaults to [`defaults::MAX_TASKS`].
+    pub fn max_tasks(mut self, n: usize) -> Self {
+        self.max_tasks = n;
+        self
+    }
+
+    /// Most unfinished tasks of one principal; beyond it 429 with `Retry-After`. Defaults to
+    /// [`defaults::MAX_TASKS_PER_PRINCIPAL`].
+    pub fn max_tasks_per_principal(mut self, n: usize) -> Self {
+        self.max_tasks_per_principal = n;
+        self
+    }
+
+    /// The poll interval suggested to clients (`pollInterval`/`pollIntervalMs`). Defaults to
+    /// [`defaults::TASK_POLL_INTERVAL`] (1 s).
+    pub fn task_poll_interval(mut self, d: Duration) -> Self {
+        self.task_poll_interval = d;
+        self
+    }
+
+    /// The lease of a running task: the replica running it renews it every third of this; a
+    /// task whose replica stopped renewing is reported `failed` once it lapses. Defaults to
+    /// [`defaults::TASK_LEASE`] (30 s).
+    pub fn task_lease(mut self, d: Duration) -> Self {
+        self.task_lease = d;
+        self
+    }
+
+    /// 2026-07-28: how long a call that may become a task runs inline first; a handler done by
+    /// then answers directly (an `Optional` tool) or as a finished task (a `Required` one).
+    /// Defaults to [`defaults::TASK_IMMEDIATE`] (100 ms).
+    pub fn task_immediate(mut self, d: Duration) -> Self {
+        self.task_immediate = d;
+        self
+    }
+
+    /// How long a cancelled task's handler may take to return before it is dropped. Defaults
+    /// to [`defaults::TASK_CANCEL_GRACE`] (5 s).
+    pub fn task_cancel_grace(mut self, d: Duration) -> Self {
+        self.task_cancel_grace = d;
+        self
+    }
+
+    /// Keeps task records in `store` (shared by replicas) instead of this process's memory; the
+    /// caps are then the store's. For the shared backends and the multi-replica tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn task_store(mut self, store: Arc<dyn TaskStore>) -> Self {
+        self.task_store = Some(store);
+        self
+    }
+
     /// The clock read once per request (token and state expiry, session idle time, latency).
     /// Defaults to the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -720,6 +798,22 @@ impl ServerBuilder {
                 streams: self.max_streams,
             }),
             peers,
+            tasks: Tasks::new(TaskShared {
+                store: self.task_store.unwrap_or_else(|| {
+                    Arc::new(MemoryTasks::new(TaskLimits {
+                        max_tasks: self.max_tasks,
+                        max_per_principal: self.max_tasks_per_principal,
+                    }))
+                }),
+                clock: self.clock.clone(),
+                config: TaskConfig {
+                    retention: self.task_ttl,
+                    poll_interval: self.task_poll_interval,
+                    lease: self.task_lease,
+                    immediate: self.task_immediate,
+                    cancel_grace: self.task_cancel_grace,
+                },
+            }),
         });
         #[cfg(feature = "redis")]
         if let Some(backend) = &self.redis {
@@ -823,6 +917,11 @@ impl Server {
         self.shared.runtime.sessions.count()
     }
 
+    /// Tasks held right now (running, waiting for input, or finished and not yet forgotten).
+    pub fn task_count(&self) -> usize {
+        self.shared.runtime.tasks.count()
+    }
+
     /// The server as a hyper service, to mount in an existing hyper server or framework router.
     /// Call it inside a tokio runtime: the first call starts the task that expires idle
     /// sessions. Call [`Server::shutdown`] when your server stops.
@@ -871,6 +970,12 @@ impl Server {
                     let freed = shared.runtime.sweep(Now::read(&*shared.clock)).await;
                     if freed > 0 {
                         log::info(format_args!("expired {freed} idle sessions"));
+                    }
+                    let lapsed = shared.runtime.sweep_tasks().await;
+                    if lapsed > 0 {
+                        log::warn(format_args!(
+                            "{lapsed} tasks failed: the replica running them stopped renewing their lease"
+                        ));
                     }
                 }
             });

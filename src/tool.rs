@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::core::catalog::ToolSpec;
 use crate::core::headers::{self, AnnotationError};
 use crate::core::mrtr::InputRequired;
+use crate::core::tasks::TaskSupport;
 use crate::runtime::context::RequestContext;
 use crate::schema::Schema;
 use crate::step_up::StepUp;
@@ -147,6 +148,7 @@ pub struct Tool {
     audit_arguments: bool,
     extra: Map<String, Value>,
     takes_arguments: bool,
+    task_support: TaskSupport,
     handler: Arc<ErasedHandler>,
 }
 
@@ -182,6 +184,7 @@ impl Tool {
             audit_arguments: false,
             extra: Map::new(),
             takes_arguments,
+            task_support: TaskSupport::Forbidden,
             handler: handler.erase(),
         }
     }
@@ -248,6 +251,22 @@ impl Tool {
         self
     }
 
+    /// Whether calls may run as tasks that outlive the request (`execution.taskSupport`);
+    /// [`TaskSupport::Forbidden`] by default. See [`RequestContext::ask`] and
+    /// [`RequestContext::set_status`] for what a handler can do while it runs as a task.
+    ///
+    /// * At 2026-07-28 (the `io.modelcontextprotocol/tasks` extension) the server decides: a
+    ///   call from a client that declares the extension becomes a task when the handler is not
+    ///   done within a short window ([`ServerBuilder::task_immediate`](crate::ServerBuilder::task_immediate))
+    ///   or asks the client for input; a `Required` tool's call always does, unless it ends in
+    ///   an `input_required` round. A `Required` tool called without the extension gets -32021.
+    /// * In 2025-11-25 sessions the client asks with `params.task`; `Required` tools refuse calls
+    ///   without it, other tools refuse it (-32601).
+    pub fn task_support(mut self, support: TaskSupport) -> Self {
+        self.task_support = support;
+        self
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -282,6 +301,12 @@ impl Tool {
         if let Some(o) = &output {
             m.insert("outputSchema".into(), o.clone());
         }
+        if self.task_support != TaskSupport::Forbidden {
+            m.insert(
+                "execution".into(),
+                json!({"taskSupport": self.task_support.as_str()}),
+            );
+        }
         for (k, v) in self.extra {
             m.insert(k, v);
         }
@@ -302,6 +327,7 @@ impl Tool {
             takes_arguments: self.takes_arguments,
             step_up: self.step_up,
             audit_arguments: self.audit_arguments,
+            task_support: self.task_support,
         };
         Ok((spec, self.handler))
     }

@@ -24,7 +24,8 @@ use vouch_mcp::prompt::user;
 use vouch_mcp::resource::{blob_contents, text_contents};
 use vouch_mcp::{
     content, CallToolResult, ClientRequestError, InputRequired, ListChanged, McpService, Prompt,
-    RequestContext, Resource, ResourceTemplate, Schema, ServerBuilder, Tool, ToolError,
+    RequestContext, Resource, ResourceTemplate, Schema, ServerBuilder, TaskSupport, Tool,
+    ToolError,
 };
 
 /// The resource URL of every fixture server; nothing listens there, requests go to the service.
@@ -465,9 +466,174 @@ fn ask_model() -> Tool {
     )
 }
 
+/// `setup.server.tasks`: tools that run as tasks (through the public API; documented in the
+/// README), and the task limits a fixture may lower.
+fn task_tools(b: ServerBuilder) -> ServerBuilder {
+    #[derive(Deserialize)]
+    struct Later {
+        ms: u64,
+    }
+    fn confirm() -> Value {
+        json!({"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]})
+    }
+    fn failed(e: ClientRequestError) -> ToolError {
+        ToolError::Failed(e.to_string())
+    }
+    b.tool(
+        Tool::new(
+            "wait-for-cancel",
+            "Runs until it is cancelled",
+            |ctx: RequestContext| async move {
+                ctx.set_status("waiting to be cancelled").await;
+                ctx.cancellation().cancelled().await;
+                Ok(CallToolResult::text("stopped"))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "done-later",
+            "Answers after `ms` milliseconds",
+            |_ctx: RequestContext, a: Later| async move {
+                tokio::time::sleep(Duration::from_millis(a.ms.min(10_000))).await;
+                Ok(CallToolResult::text(format!("done after {} ms", a.ms)))
+            },
+        )
+        .input(Schema::object().required("ms", Schema::integer()))
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "ask-confirm",
+            "Asks the user to confirm, then says what they answered",
+            |ctx: RequestContext| async move {
+                let answers = ctx
+                    .ask(InputRequired::new().elicit("confirm", "Go on?", confirm()))
+                    .await
+                    .map_err(failed)?;
+                let yes = answers
+                    .get("confirm")
+                    .and_then(|a| a["content"]["confirm"].as_bool())
+                    .unwrap_or(false);
+                Ok(CallToolResult::text(format!("confirmed: {yes}")))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "ask-two",
+            "Asks two questions at once",
+            |ctx: RequestContext| async move {
+                let answers = ctx
+                    .ask(
+                        InputRequired::new()
+                            .elicit("first", "First?", confirm())
+                            .elicit("second", "Second?", confirm()),
+                    )
+                    .await
+                    .map_err(failed)?;
+                Ok(CallToolResult::text(format!("answers: {}", answers.len())))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "fail-later",
+            "Reports a tool error after 150 ms",
+            |_ctx: RequestContext| async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                Ok(CallToolResult::error("it failed"))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "crash-later",
+            "Panics after 150 ms (a protocol error)",
+            |_ctx: RequestContext| async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                panic!("crash-later crashes on purpose");
+                #[allow(unreachable_code)]
+                Ok(CallToolResult::text("unreachable"))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::new(
+            "greet-as-task",
+            "Asks for a name (an input_required round), then greets; runs only as a task",
+            |ctx: RequestContext| async move {
+                let name = ctx
+                    .input_responses()
+                    .and_then(|m| m.get("name"))
+                    .and_then(|r| r["content"]["name"].as_str())
+                    .map(str::to_owned);
+                match name {
+                    Some(n) => Ok(CallToolResult::text(format!("Hello, {n}!"))),
+                    None => Err(InputRequired::new()
+                        .elicit(
+                            "name",
+                            "What is your name?",
+                            json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+                        )
+                        .into()),
+                }
+            },
+        )
+        .task_support(TaskSupport::Required),
+    )
+}
+
+/// Reads `setup.server.tasks`: `true`, or an object of limits.
+fn task_options(
+    v: &Value,
+    errs: &mut Vec<String>,
+) -> Option<Box<dyn Fn(ServerBuilder) -> ServerBuilder + Send>> {
+    let limits = match v {
+        Value::Bool(false) => return None,
+        Value::Bool(true) => Map::new(),
+        Value::Object(m) => m.clone(),
+        _ => {
+            errs.push("`setup.server.tasks` must be true or an object of limits".into());
+            return None;
+        }
+    };
+    check_keys(
+        &limits,
+        &["ttl_ms", "max_tasks", "max_tasks_per_principal"],
+        "setup.server.tasks",
+        errs,
+    );
+    let get = |k: &str| limits.get(k).and_then(Value::as_u64);
+    let (ttl, max, per) = (
+        get("ttl_ms"),
+        get("max_tasks"),
+        get("max_tasks_per_principal"),
+    );
+    Some(Box::new(move |mut b: ServerBuilder| {
+        b = task_tools(b);
+        if let Some(ms) = ttl {
+            b = b.task_ttl(Duration::from_millis(ms));
+        }
+        if let Some(n) = max {
+            b = b.max_tasks(n as usize);
+        }
+        if let Some(n) = per {
+            b = b.max_tasks_per_principal(n as usize);
+        }
+        b
+    }))
+}
+
 async fn start_server(setup: &Value, transport: Transport) -> Result<FixtureServer, String> {
     let mut opts = Options::default();
     let (mut progress, mut with_features) = (false, false);
+    let mut with_tasks = None;
     if !setup.is_null() {
         let Some(obj) = setup.as_object() else {
             return Err("`setup` must be an object".into());
@@ -485,7 +651,7 @@ async fn start_server(setup: &Value, transport: Transport) -> Result<FixtureServ
             };
             check_keys(
                 server,
-                &["required_scopes", "extra_tools", "features"],
+                &["required_scopes", "extra_tools", "features", "tasks"],
                 "setup.server",
                 &mut errs,
             );
@@ -510,18 +676,24 @@ async fn start_server(setup: &Value, transport: Transport) -> Result<FixtureServ
                 Some(Value::Bool(true)) => with_features = true,
                 Some(_) => errs.push("`setup.server.features` must be a boolean".into()),
             }
+            if let Some(t) = server.get("tasks") {
+                with_tasks = task_options(t, &mut errs);
+            }
         }
         if !errs.is_empty() {
             return Err(errs.join("\n"));
         }
     }
-    if progress || with_features {
+    if progress || with_features || with_tasks.is_some() {
         opts.configure = Some(Box::new(move |mut b| {
             if progress {
                 b = b.tool(progress_demo());
             }
             if with_features {
                 b = features(b);
+            }
+            if let Some(t) = with_tasks {
+                b = t(b);
             }
             b
         }));
@@ -773,11 +945,22 @@ async fn run_step(
     if let Some(obj) = step.as_object() {
         check_keys(
             obj,
-            &["request", "expect", "note", "capture"],
+            &["request", "expect", "note", "capture", "poll_ms"],
             "step",
             &mut errs,
         );
     }
+    let poll = match step.get("poll_ms") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(ms) if ms <= 10_000 => Some(Duration::from_millis(ms)),
+            _ => {
+                return vec![
+                    "`poll_ms` must be a whole number of milliseconds, at most 10000".into(),
+                ]
+            }
+        },
+    };
     check_keys(
         req,
         &["method", "path", "headers", "body", "body_raw", "stream"],
@@ -805,23 +988,40 @@ async fn run_step(
         Ok(b) => b,
         Err(e) => return vec![e],
     };
-    let reply = match send(
-        s,
-        &built.method,
-        &built.path,
-        &built.headers,
-        &built.body,
-        built.stream,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return vec![format!("{} {}: {e}", built.method, built.path)],
+    // `poll_ms`: the exchange is repeated (every 20 ms) until its expectation holds, for state
+    // that changes on its own (a task finishing, a retention running out).
+    let started = std::time::Instant::now();
+    let reply = loop {
+        let reply = match send(
+            s,
+            &built.method,
+            &built.path,
+            &built.headers,
+            &built.body,
+            built.stream,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return vec![format!("{} {}: {e}", built.method, built.path)],
+        };
+        let mut found = match check_reply(exp, &reply, vars) {
+            Ok(e) => e,
+            Err(e) => vec![e],
+        };
+        match poll {
+            Some(limit) if !found.is_empty() && started.elapsed() < limit => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => {
+                if !found.is_empty() && poll.is_some() {
+                    found.push(format!("(still so after polling for {poll:?})"));
+                }
+                errs.append(&mut found);
+                break reply;
+            }
+        }
     };
-    match check_reply(exp, &reply, vars) {
-        Ok(mut e) => errs.append(&mut e),
-        Err(e) => errs.push(e),
-    }
     if let Some(spec) = step.get("capture") {
         match capture_values(spec, &reply) {
             Ok(found) => vars.extend(found),

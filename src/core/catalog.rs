@@ -57,6 +57,8 @@ pub(crate) struct ToolSpec {
     pub(crate) step_up: Option<crate::step_up::StepUp>,
     /// The audit log may record this tool's arguments.
     pub(crate) audit_arguments: bool,
+    /// Whether the tool may run as a task.
+    pub(crate) task_support: super::tasks::TaskSupport,
 }
 
 /// One declared prompt argument.
@@ -346,6 +348,13 @@ impl Catalog {
             || self.templates.iter().any(|t| t.completer.is_some())
     }
 
+    /// Some tool may run as a task: the `tasks/*` methods exist.
+    pub(crate) fn has_task_tools(&self) -> bool {
+        self.tools
+            .iter()
+            .any(|t| t.task_support != super::tasks::TaskSupport::Forbidden)
+    }
+
     pub(crate) fn has_subscribable(&self) -> bool {
         self.resources.iter().any(|r| r.subscribable)
     }
@@ -411,7 +420,12 @@ impl Catalog {
     pub(crate) fn initialize_result(&self, version: Version) -> Value {
         let mut result = Map::new();
         result.insert("protocolVersion".into(), json!(version.as_str()));
-        result.insert("capabilities".into(), self.capabilities());
+        let mut caps = self.capabilities();
+        // 2025-11-25 experimental tasks: task-augmented tools/call, tasks/list and tasks/cancel.
+        if version == Version::V2025_11_25 && self.has_task_tools() {
+            caps["tasks"] = json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
+        }
+        result.insert("capabilities".into(), caps);
         result.insert("serverInfo".into(), self.server_info.clone());
         if let Some(i) = &self.info.instructions {
             result.insert("instructions".into(), json!(i));
@@ -419,14 +433,19 @@ impl Catalog {
         Value::Object(result)
     }
 
-    /// The `server/discover` result (2026-07-28).
-    pub(crate) fn discover(&self) -> Value {
+    /// The `server/discover` result (2026-07-28). The tasks extension is advertised to a client
+    /// that declares it (`tasks_extension`), when some tool may run as a task.
+    pub(crate) fn discover(&self, tasks_extension: bool) -> Value {
         let mut m = Map::new();
         m.insert(
             "supportedVersions".into(),
             json!(Version::supported_strings()),
         );
-        m.insert("capabilities".into(), self.capabilities());
+        let mut caps = self.capabilities();
+        if tasks_extension && self.has_task_tools() {
+            caps["extensions"] = json!({ super::tasks::EXTENSION: {} });
+        }
+        m.insert("capabilities".into(), caps);
         if let Some(i) = &self.info.instructions {
             m.insert("instructions".into(), json!(i));
         }

@@ -114,7 +114,9 @@ fn decide(
                 reply(core, served, id, json!({})),
             ));
         }
-        "server/discover" if modern => catalog.discover(),
+        "server/discover" if modern => catalog.discover(super::tasks::declares_extension(
+            &served.client_capabilities,
+        )),
         "tools/list" if catalog.has_tools() => {
             catalog.list_tools(version, served.facts.principal, &params)?
         }
@@ -150,6 +152,9 @@ fn decide(
                 filter,
                 ack,
             }));
+        }
+        "tasks/get" | "tasks/update" | "tasks/cancel" | "tasks/result" | "tasks/list" => {
+            return super::tasks::request(core, served, id, method, &params)
         }
         _ => return Err(ProtocolError::MethodNotFound(method.to_owned())),
     };
@@ -259,7 +264,18 @@ fn tool_decision(
         reply.ending = super::Ending::ToolError;
         return Ok(Decision::Reply(reply));
     }
-    run(core, served, id.clone(), Target::Tool(index), params)
+    let plan = super::tasks::plan(
+        served.version,
+        tool.task_support,
+        &served.client_capabilities,
+        &params,
+        &tool.name,
+    )?;
+    let mut decision = run(core, served, id.clone(), Target::Tool(index), params)?;
+    if let Decision::Run(r) = &mut decision {
+        r.task = plan;
+    }
+    Ok(decision)
 }
 
 fn get_prompt(
@@ -367,5 +383,6 @@ fn run(
         request_state,
         input_responses,
         digest,
+        task: super::tasks::TaskPlan::None,
     })))
 }

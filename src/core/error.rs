@@ -57,6 +57,20 @@ pub(crate) enum ProtocolError {
     StreamConflict,
     /// `Last-Event-ID` names no stream this session can resume.
     NoStreamToResume,
+    /// No task with this id for this principal (unknown, expired, or another principal's).
+    TaskNotFound,
+    /// A tool that runs only as a task, called in a way that cannot make one (initialize era).
+    TaskRequired(String),
+    /// 2025-11-25 `params.task` on a tool that does not run as a task.
+    TaskForbidden(String),
+    /// 2025-11-25 `tasks/cancel` (or `tasks/result` of a task without a result) on a finished task.
+    TaskTerminal(&'static str),
+    /// The deployment is at its task cap.
+    TooManyTasks,
+    /// This principal has as many unfinished tasks as it may.
+    PrincipalTaskCap,
+    /// The task store cannot be reached.
+    TaskStoreUnavailable,
     /// A handler fault; the detail is logged, not sent.
     Internal,
 }
@@ -152,6 +166,13 @@ impl fmt::Display for ProtocolError {
             Self::Stateless => f.write_str("GET/DELETE at 2026-07-28"),
             Self::StreamConflict => f.write_str("a GET stream is already open"),
             Self::NoStreamToResume => f.write_str("no stream to resume"),
+            Self::TaskNotFound => f.write_str("task not found"),
+            Self::TaskRequired(t) => write!(f, "tool {t} runs only as a task"),
+            Self::TaskForbidden(t) => write!(f, "tool {t} does not run as a task"),
+            Self::TaskTerminal(s) => write!(f, "task already {s}"),
+            Self::TooManyTasks => f.write_str("the task cap is reached"),
+            Self::PrincipalTaskCap => f.write_str("this principal's task cap is reached"),
+            Self::TaskStoreUnavailable => f.write_str("task store unavailable"),
             Self::Internal => f.write_str("internal error"),
         }
     }
@@ -387,6 +408,63 @@ impl ProtocolError {
                     "Not Found: no event stream to resume for that Last-Event-ID",
                 ),
             ),
+            Self::TaskNotFound => plain(
+                StatusCode::OK,
+                ErrorObject::new(C::INVALID_PARAMS, "Failed to retrieve task: Task not found"),
+            ),
+            // 2025-11-25 tasks: a wrong task mode is -32601 (Method not found), as the spec says.
+            Self::TaskRequired(t) => plain(
+                StatusCode::OK,
+                ErrorObject::new(
+                    C::METHOD_NOT_FOUND,
+                    format!(
+                        "Method not found: tool {t} runs only as a task; call it with params.task \
+                         (protocol version 2025-11-25 or later)"
+                    ),
+                ),
+            ),
+            Self::TaskForbidden(t) => plain(
+                StatusCode::OK,
+                ErrorObject::new(
+                    C::METHOD_NOT_FOUND,
+                    format!("Method not found: tool {t} does not run as a task; call it without params.task"),
+                ),
+            ),
+            Self::TaskTerminal(status) => plain(
+                StatusCode::OK,
+                ErrorObject::new(
+                    C::INVALID_PARAMS,
+                    format!("Cannot cancel task: already in terminal status '{status}'"),
+                ),
+            ),
+            Self::TooManyTasks => Wire {
+                retry_after: Some(RETRY_AFTER_SECS),
+                ..plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorObject::new(
+                        C::INTERNAL_ERROR,
+                        "Too many tasks on this server (limit MCP_MAX_TASKS); retry later",
+                    ),
+                )
+            },
+            Self::PrincipalTaskCap => Wire {
+                retry_after: Some(RETRY_AFTER_SECS),
+                ..plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorObject::new(
+                        C::INVALID_REQUEST,
+                        "Too many unfinished tasks for this user (limit MCP_MAX_TASKS_PER_PRINCIPAL); \
+                         wait for one to finish or cancel one",
+                    ),
+                )
+            },
+            Self::TaskStoreUnavailable => Wire {
+                retry_after: Some(RETRY_AFTER_SECS),
+                ..plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorObject::new(C::INTERNAL_ERROR, "The task store is unavailable; retry later"),
+                )
+            },
             Self::Internal => plain(
                 StatusCode::OK,
                 ErrorObject::new(C::INTERNAL_ERROR, "Internal error"),

@@ -16,7 +16,8 @@
 //! * [`message`]: the JSON-RPC envelope; [`error`]: the error enum and its one wire mapping.
 //! * [`version`], [`headers`], `era`: revisions, header rules, the era rules.
 //! * `dispatch`: methods; [`catalog`]: what the server offers; `results`: handler output.
-//! * [`mrtr`]: input_required and sealed state; [`validate`]: argument checks;
+//! * [`mrtr`]: input_required and sealed state; [`tasks`]: task plans, states and answers;
+//!   [`validate`]: argument checks;
 //!   [`template`]: URI templates; [`level`]: log levels.
 
 pub(crate) mod catalog;
@@ -28,6 +29,7 @@ pub(crate) mod level;
 pub(crate) mod message;
 pub(crate) mod mrtr;
 mod results;
+pub(crate) mod tasks;
 pub(crate) mod template;
 pub(crate) mod validate;
 pub(crate) mod version;
@@ -222,6 +224,8 @@ pub(crate) enum Decision {
     },
     /// Initialize era (2025-03-26): a batch, each item decided; answered as one array.
     Batch(Vec<BatchItem>),
+    /// A `tasks/*` request: fetch the task, then [`Core::task_step`] (or [`Core::task_list`]).
+    Task(tasks::TaskCall),
 }
 
 /// One element of a batch.
@@ -295,6 +299,8 @@ pub(crate) struct Run {
     pub(crate) input_responses: Option<Map<String, Value>>,
     /// The params digest, when a `requestState` was opened against it.
     pub(crate) digest: Option<[u8; 32]>,
+    /// `tools/call`: whether (and how) the call may become a task.
+    pub(crate) task: tasks::TaskPlan,
 }
 
 impl Run {
@@ -396,6 +402,33 @@ impl Core {
     /// Turns a finished handler's output into the reply.
     pub(crate) fn finish(&self, run: &Run, output: HandlerOutput, facts: Facts<'_>) -> Reply {
         results::finish(self, run, output, facts)
+    }
+
+    /// The next step of a `tasks/*` request, given what the store holds for its task.
+    pub(crate) fn task_step(
+        &self,
+        call: &tasks::TaskCall,
+        fact: tasks::TaskFact,
+        principal: &Principal,
+        now_ms: u64,
+    ) -> tasks::TaskStep {
+        tasks::step(self, call, fact, principal, now_ms)
+    }
+
+    /// 2025-11-25 `tasks/list` over the records the store holds for the caller.
+    pub(crate) fn task_list(
+        &self,
+        call: &tasks::TaskCall,
+        records: Vec<tasks::TaskRecord>,
+        principal: &Principal,
+        now_ms: u64,
+    ) -> Reply {
+        tasks::list(self, call, records, principal, now_ms)
+    }
+
+    /// The answer to the `tools/call` `run` that created task `rec`.
+    pub(crate) fn task_created(&self, run: &Run, rec: &tasks::TaskRecord) -> Reply {
+        tasks::created(self, &run.id, run.version, rec)
     }
 
     /// GET and DELETE: 405 at 2026-07-28, 400 for an unsupported `MCP-Protocol-Version`.

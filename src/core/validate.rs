@@ -345,6 +345,7 @@ mod tests {
     #[test]
     fn a_tool_without_arguments_says_what_it_got() {
         let tool = ToolSpec {
+            task_support: crate::core::tasks::TaskSupport::Forbidden,
             name: "t".into(),
             definition: Value::Null,
             input_schema: json!({"type":"object"}),

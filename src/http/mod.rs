@@ -804,6 +804,19 @@ impl Shared {
                 self.step_up_rejection(denial)
             }
             Decision::Batch(items) => self.batch(items, call, fields).await,
+            Decision::Task(task) => {
+                match self
+                    .runtime
+                    .task_request(task, call.principal.clone(), call.accepts_sse)
+                    .await
+                {
+                    Outcome::Reply(r) => {
+                        note(fields, &r);
+                        respond::reply(r)
+                    }
+                    Outcome::Stream(rx) => respond::sse(rx, OpenStream::open(&self.ops)),
+                }
+            }
         }
     }
 

@@ -67,7 +67,7 @@ pub(crate) enum Outcome {
 }
 
 /// Polls a future inside `catch_unwind`: a panic ends it with `Err(())`.
-struct CatchUnwind<F>(F);
+pub(super) struct CatchUnwind<F>(F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;
@@ -83,7 +83,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 }
 
 /// A started handler: its own boxed future, mapped to a [`HandlerOutput`] without another box.
-enum HandlerFuture {
+pub(super) enum HandlerFuture {
     Tool(BoxFuture<crate::tool::ToolResult>),
     Prompt(BoxFuture<crate::prompt::PromptResult>),
     Read(BoxFuture<crate::resource::ReadResult>),
@@ -103,7 +103,7 @@ impl Future for HandlerFuture {
     }
 }
 
-type Handler = CatchUnwind<HandlerFuture>;
+pub(super) type Handler = CatchUnwind<HandlerFuture>;
 
 /// A handler in flight and what is needed to answer it. Dropped unfinished (the client went
 /// away, or the server gave up), it cancels the call or lets it finish on its own task.
@@ -204,7 +204,7 @@ impl Runtime {
 
     /// Calls the handler `run` names; its synchronous part (argument deserialization
     /// included) runs here, inside `catch_unwind`.
-    fn start(&self, run: &Run, ctx: RequestContext) -> Handler {
+    pub(super) fn start(&self, run: &Run, ctx: RequestContext) -> Handler {
         let started = catch_unwind(AssertUnwindSafe(|| match &run.target {
             Target::Tool(i) => match (self.handlers.tools[*i])(ctx, run.arguments()) {
                 Ok(fut) => HandlerFuture::Tool(fut),
@@ -309,6 +309,12 @@ impl Runtime {
         call: Call,
         record: Option<OpRecord>,
     ) -> Result<Outcome, Limit> {
+        if run.task != crate::core::tasks::TaskPlan::None {
+            // The call slot is held while the request waits; a task, once made, counts against
+            // the task caps instead.
+            let _permit = self.limits.call(&super::owner(&call.principal))?;
+            return Ok(self.call_task(run, call).await);
+        }
         let streamable = call.accepts_sse
             && (run.progress_token.is_some() || run.log_level.is_some() || call.session.is_some());
         if !streamable {

@@ -9,9 +9,11 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::tasks::TaskLink;
 use crate::auth::Principal;
 use crate::core::message::{self, Id};
-use crate::core::mrtr::missing_capability;
+use crate::core::mrtr::{missing_capability, InputRequired};
+use crate::core::tasks::META_RELATED_TASK;
 use crate::core::LogLevel;
 use crate::ops::request::TraceContext;
 
@@ -131,7 +133,8 @@ impl ClientRequests {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientRequestError {
-    /// Not possible here: 2026-07-28 (use an input_required result instead) or no session.
+    /// Not possible here: 2026-07-28 outside a task (use an input_required result instead),
+    /// or no session.
     Unsupported,
     /// The client did not accept an SSE response, so the request cannot be delivered.
     NoStream,
@@ -183,6 +186,7 @@ pub struct RequestContext {
     close_stream: Option<CancelToken>,
     request_id: Option<http::HeaderValue>,
     trace: Option<TraceContext>,
+    task: Option<Arc<TaskLink>>,
 }
 
 impl RequestContext {
@@ -252,6 +256,12 @@ impl RequestContext {
         self
     }
 
+    /// The call may run (or runs) as a task.
+    pub(crate) fn with_task(mut self, link: Arc<TaskLink>) -> Self {
+        self.task = Some(link);
+        self
+    }
+
     /// Initialize era: the session's table for server-to-client requests, and the signal
     /// [`RequestContext::close_sse_stream`] fires.
     pub(crate) fn with_session(mut self, table: ClientRequests, close_stream: CancelToken) -> Self {
@@ -288,6 +298,18 @@ impl RequestContext {
         method: &str,
         params: Value,
     ) -> Result<Value, ClientRequestError> {
+        self.request_client_within(method, params, Some(CLIENT_REQUEST_TIMEOUT))
+            .await
+    }
+
+    /// [`RequestContext::request_client`], waiting at most `timeout` (`None`: until answered or
+    /// cancelled, as a task waits).
+    async fn request_client_within(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ClientRequestError> {
         let table = self
             .client_requests
             .as_ref()
@@ -302,13 +324,141 @@ impl RequestContext {
             table.forget(&id);
             return Err(ClientRequestError::Cancelled);
         }
+        let timeout = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
         let outcome = tokio::select! {
             r = rx => r.map_err(|_| ClientRequestError::Cancelled),
-            _ = tokio::time::sleep(CLIENT_REQUEST_TIMEOUT) => Err(ClientRequestError::Timeout),
+            () = timeout => Err(ClientRequestError::Timeout),
             _ = self.cancel.cancelled() => Err(ClientRequestError::Cancelled),
         };
         table.forget(&id);
         outcome?.map_err(ClientRequestError::Rejected)
+    }
+
+    /// Asks the client for input and waits until every request is answered; the answers come
+    /// back by the keys of `requests` (elicitation, sampling and roots results). Its
+    /// `requestState` is not used: the handler keeps its own state across the `await`.
+    ///
+    /// * In a task at 2026-07-28 the task turns `input_required`, `tasks/get` shows the requests
+    ///   under `inputRequests`, and the client answers with `tasks/update` (partially, if it
+    ///   likes: the task stays `input_required` until every key is answered). A call that may
+    ///   become a task ([`Tool::task_support`](crate::Tool::task_support)) becomes one here, and
+    ///   the client gets the task at once.
+    /// * In the initialize era the requests go to the client as server-to-client requests, in
+    ///   parallel: on the call's SSE stream, or for a task on the stream of the client's
+    ///   `tasks/result`, tagged with the task; a task waits as long as it takes, a plain call up
+    ///   to 60 s.
+    /// * Elsewhere (a 2026-07-28 call that cannot become a task) it returns
+    ///   [`ClientRequestError::Unsupported`]: return [`InputRequired`] from the handler instead.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use vouch_mcp::{CallToolResult, InputRequired, RequestContext, TaskSupport, Tool, ToolError};
+    ///
+    /// let deploy = Tool::new("deploy", "Deploys after a confirmation", |ctx: RequestContext| async move {
+    ///     ctx.set_status("waiting for a confirmation").await;
+    ///     let schema = json!({"type": "object", "properties": {"confirm": {"type": "boolean"}}});
+    ///     let answers = ctx
+    ///         .ask(InputRequired::new().elicit("confirm", "Deploy to production?", schema))
+    ///         .await
+    ///         .map_err(|e| ToolError::Failed(e.to_string()))?;
+    ///     if answers.get("confirm").map(|a| a["content"]["confirm"] == true) != Some(true) {
+    ///         return Ok(CallToolResult::text("not deployed"));
+    ///     }
+    ///     ctx.set_status("deploying").await;
+    ///     tokio::select! {
+    ///         _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+    ///         _ = ctx.cancellation().cancelled() => return Ok(CallToolResult::text("stopped")),
+    ///     }
+    ///     Ok(CallToolResult::text("deployed"))
+    /// })
+    /// .task_support(TaskSupport::Optional);
+    /// assert_eq!(deploy.name(), "deploy");
+    /// ```
+    pub async fn ask(
+        &self,
+        requests: InputRequired,
+    ) -> Result<Map<String, Value>, ClientRequestError> {
+        match &self.task {
+            Some(link) if link.is_modern() => {
+                link.ask(
+                    &self.cancel,
+                    &self.client_capabilities,
+                    requests.input_requests,
+                )
+                .await
+            }
+            Some(link) => {
+                let id = link.id();
+                link.set_waiting(true).await;
+                let got = self.ask_each(requests.input_requests, id.as_deref()).await;
+                link.set_waiting(false).await;
+                got
+            }
+            None if self.client_requests.is_some() => {
+                self.ask_each(requests.input_requests, None).await
+            }
+            None => Err(ClientRequestError::Unsupported),
+        }
+    }
+
+    /// Initialize era: one server-to-client request per key, all at once; a task's are tagged
+    /// with it and wait without a deadline.
+    async fn ask_each(
+        &self,
+        requests: Map<String, Value>,
+        task: Option<&str>,
+    ) -> Result<Map<String, Value>, ClientRequestError> {
+        let mut set = tokio::task::JoinSet::new();
+        for (key, request) in requests {
+            let ctx = self.clone();
+            let method = request
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let mut params = request.get("params").cloned().unwrap_or_else(|| json!({}));
+            let timeout = match task {
+                Some(id) => {
+                    if let Value::Object(p) = &mut params {
+                        let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                        if let Value::Object(meta) = meta {
+                            meta.insert(META_RELATED_TASK.into(), json!({"taskId": id}));
+                        }
+                    }
+                    None
+                }
+                None => Some(CLIENT_REQUEST_TIMEOUT),
+            };
+            set.spawn(async move {
+                let r = ctx.request_client_within(&method, params, timeout).await;
+                (key, r)
+            });
+        }
+        let mut out = Map::new();
+        while let Some(joined) = set.join_next().await {
+            let (key, r) = joined.map_err(|_| ClientRequestError::Cancelled)?;
+            out.insert(key, r?);
+        }
+        Ok(out)
+    }
+
+    /// The id of the task this call runs as, once it is one.
+    pub fn task_id(&self) -> Option<String> {
+        self.task.as_ref().and_then(|l| l.id())
+    }
+
+    /// Sets the task's `statusMessage` (shown by `tasks/get`). Returns false when the call does
+    /// not run as a task (yet), or the task already ended.
+    pub async fn set_status(&self, message: impl Into<String>) -> bool {
+        match &self.task {
+            Some(link) => link.set_status(&message.into()).await,
+            None => false,
+        }
     }
 
     /// The verified caller of this request (not of the session).

@@ -7,6 +7,7 @@
 //! * [`bus`]: the notification fan-out trait.
 //! * `streams`: GET, resumed and `subscriptions/listen` streams.
 //! * [`limits`]: the in-flight byte budget and the per-principal caps on calls and streams.
+//! * [`tasks`]: the task store trait and its in-memory default, task runs and `tasks/*` requests.
 
 pub(crate) mod bus;
 mod call;
@@ -17,6 +18,7 @@ pub(crate) mod limits;
 pub(crate) mod redis;
 pub(crate) mod session;
 mod streams;
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,7 @@ pub(crate) struct Runtime {
     pub(crate) limits: Arc<limits::PrincipalLimits>,
     /// The other replicas, when a shared backend connects them.
     pub(crate) peers: Option<Arc<dyn Peers>>,
+    pub(crate) tasks: tasks::Tasks,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -348,6 +351,7 @@ impl Runtime {
 
     /// After the grace period: cancel what is left and free every session's live state.
     pub(crate) fn close_all(&self) {
+        self.stop_tasks();
         self.live.close_all();
         self.streams.clear();
         self.sessions.stop();

@@ -31,14 +31,20 @@ mkdir -p "$WORK/tmp"
 passed=0
 failed=0
 server_pid=""
+tasks_pid=""
+
+stop() { # stop pid
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+  fi
+}
 
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
+  stop "$server_pid"
+  stop "$tasks_pid"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -127,7 +133,7 @@ for _ in 1 2 3; do
     sleep 0.1
   done
   [ -n "$started" ] && break
-  cleanup
+  stop "$server_pid"
   server_pid=""
 done
 [ -n "$started" ] || fatal "vouch-mcp did not come up (see .interop/clients/server.log)" "$WORK/server.log"
@@ -203,5 +209,31 @@ run_client "ts-client 2.4.0" "$NODE" ts/client-v2.mjs modern
 run_client "py-mcp 2.3.0" "$PY" py/client.py legacy
 run_client "py-mcp 2.3.0" "$PY" py/client.py modern
 run_client "inspector" "$NODE" ts/inspector.mjs
+
+# ---- Tasks: real task clients against examples/conformance.rs (the task fixtures; auth off) ---
+# The guide's binary has no long-running tools, so the task clients use the conformance example.
+echo "building examples/conformance.rs (task fixtures) ..."
+TASKS_BIN=$(cd "$ROOT" && cargo build --example conformance --message-format=json-render-diagnostics 2>"$WORK/tasks-build.log" |
+  sed -n 's/.*"executable":"\([^"]*\/conformance\)".*/\1/p' | tail -n 1)
+if [ -z "$TASKS_BIN" ] || [ ! -x "$TASKS_BIN" ]; then
+  report FAIL "[setup] the conformance example did not build (see .interop/clients/tasks-build.log)"
+else
+  PORT=0 HOST=127.0.0.1 "$TASKS_BIN" >"$WORK/tasks-server.out" 2>"$WORK/tasks-server.log" &
+  tasks_pid=$!
+  TASKS_URL=""
+  for _ in $(seq 100); do
+    TASKS_URL=$(sed -n 's/^listening on //p' "$WORK/tasks-server.out")
+    [ -n "$TASKS_URL" ] && break
+    kill -0 "$tasks_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$TASKS_URL" ]; then
+    report FAIL "[setup] the conformance example did not start (see .interop/clients/tasks-server.log)"
+  else
+    export TASKS_URL
+    run_client "ts-sdk 1.32.2 tasks" "$NODE" ts/tasks-v1.mjs
+    run_client "ext-tasks 0.2.2" "$NODE" ts/tasks-ext.mjs
+  fi
+fi
 
 finish

@@ -400,6 +400,15 @@ setting!(WRITE_TIMEOUT: Duration = "MCP_WRITE_TIMEOUT_SECS", "--write-timeout-se
 setting!(IDLE_TIMEOUT: Duration = "MCP_IDLE_TIMEOUT_SECS", "--idle-timeout-secs",
     Default::Library(|| defaults::IDLE_TIMEOUT.as_secs().to_string()), positive_secs,
     "a keep-alive connection with no request in flight closes after this long");
+setting!(TASK_TTL: Duration = "MCP_TASK_TTL_SECS", "--task-ttl-secs",
+    Default::Library(|| defaults::TASK_TTL.as_secs().to_string()), positive_secs,
+    "how long a finished task's result stays readable before it is forgotten");
+setting!(MAX_TASKS: usize = "MCP_MAX_TASKS", "--max-tasks",
+    Default::Library(|| defaults::MAX_TASKS.to_string()), count,
+    "task records held, finished ones included (503 with `Retry-After` beyond)");
+setting!(MAX_TASKS_PER_PRINCIPAL: usize = "MCP_MAX_TASKS_PER_PRINCIPAL", "--max-tasks-per-principal",
+    Default::Library(|| defaults::MAX_TASKS_PER_PRINCIPAL.to_string()), count,
+    "unfinished tasks one principal may have (429 with `Retry-After` beyond)");
 setting!(PAGE_SIZE: usize = "MCP_PAGE_SIZE", "--page-size",
     Default::Library(|| defaults::PAGE_SIZE.to_string()), count,
     "tools per `tools/list` page");
@@ -469,6 +478,9 @@ static ALL: &[&dyn Described] = &[
     &MAX_CONNECTIONS,
     &WRITE_TIMEOUT,
     &IDLE_TIMEOUT,
+    &TASK_TTL,
+    &MAX_TASKS,
+    &MAX_TASKS_PER_PRINCIPAL,
     &PAGE_SIZE,
     &SSE_KEEPALIVE,
     &SHUTDOWN_GRACE,
@@ -522,6 +534,9 @@ pub(crate) struct Config {
     pub(crate) max_connections: Option<usize>,
     pub(crate) write_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) task_ttl: Duration,
+    pub(crate) max_tasks: usize,
+    pub(crate) max_tasks_per_principal: usize,
     pub(crate) page_size: usize,
     pub(crate) sse_keepalive: Duration,
     pub(crate) shutdown_grace: Duration,
@@ -714,6 +729,9 @@ pub(crate) fn parse(
         max_connections: MAX_CONNECTIONS.get(&src)?,
         write_timeout: WRITE_TIMEOUT.value(&src)?,
         idle_timeout: IDLE_TIMEOUT.value(&src)?,
+        task_ttl: TASK_TTL.value(&src)?,
+        max_tasks: MAX_TASKS.value(&src)?,
+        max_tasks_per_principal: MAX_TASKS_PER_PRINCIPAL.value(&src)?,
         page_size: PAGE_SIZE.value(&src)?,
         sse_keepalive: SSE_KEEPALIVE.value(&src)?,
         shutdown_grace: SHUTDOWN_GRACE.value(&src)?,
@@ -841,6 +859,9 @@ mod tests {
             c.max_sessions_per_principal,
             defaults::MAX_SESSIONS_PER_PRINCIPAL
         );
+        assert_eq!(c.task_ttl, defaults::TASK_TTL);
+        assert_eq!(c.max_tasks, defaults::MAX_TASKS);
+        assert_eq!(c.max_tasks_per_principal, defaults::MAX_TASKS_PER_PRINCIPAL);
         assert_eq!(c.jwks_timeout, Duration::from_secs(5));
         assert_eq!(c.leeway_secs, 60);
         assert_eq!(c.state_key_file, None);
@@ -856,6 +877,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.redis_url.as_deref(), Some("rediss://u:p@h:6380/2"));
         assert_eq!(c.redis_prefix, "blue:");
+    }
+
+    #[test]
+    fn task_limits_are_read_and_refused_when_zero() {
+        let c = run(
+            &["--max-tasks", "7"],
+            &[
+                ("MCP_TASK_TTL_SECS", "90"),
+                ("MCP_MAX_TASKS_PER_PRINCIPAL", "2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.task_ttl, c.max_tasks, c.max_tasks_per_principal),
+            (Duration::from_secs(90), 7, 2)
+        );
+        let e = run(&[], &[("MCP_MAX_TASKS_PER_PRINCIPAL", "0")]).unwrap_err();
+        assert!(e.0.contains("MCP_MAX_TASKS_PER_PRINCIPAL"), "{e}");
     }
 
     #[test]
