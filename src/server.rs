@@ -939,6 +939,9 @@ impl Server {
     /// After the grace period: cancels the calls still running and frees every session's live state.
     pub(crate) fn close_all(&self) {
         self.shared.runtime.close_all();
+        // Rejections held for a summary in the last second would otherwise never be reported.
+        self.shared
+            .flush_all_rejections(Now::read(&*self.shared.clock));
     }
 
     /// Starts the idle-session sweeper once; it ends when the server is dropped.

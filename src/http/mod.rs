@@ -226,6 +226,13 @@ impl Shared {
         });
     }
 
+    /// Reports every held rejection, those of the current second too (at shutdown).
+    pub(crate) fn flush_all_rejections(&self, now: Now) {
+        self.rejections.flush(u64::MAX, &mut |l| {
+            log::emit_text(log::Level::Info, now.system_time(), l);
+        });
+    }
+
     /// Handles one request and writes its log line.
     async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Conn) -> Response<Body>
     where
