@@ -90,7 +90,15 @@ fn server(flags: &Flags, random: Option<Arc<dyn RandomSource>>) -> vouch_mcp::Se
     if let Some(r) = random {
         b = b.random_source(r);
     }
-    b.build().unwrap()
+    b.metrics().build().unwrap()
+}
+
+/// The value of an unlabelled gauge in the server's metrics text.
+async fn gauge(s: &vouch_mcp::Server, name: &str) -> f64 {
+    let text = s.metrics().await.expect("metrics are on");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
 }
 
 fn flags() -> Flags {
@@ -162,6 +170,28 @@ async fn cancelling_a_task_fires_its_handlers_cancellation_signal() {
     let (_, got) = json_of(&svc, modern("tasks/get", &id, json!({"taskId": id}))).await;
     assert_eq!(got["result"]["status"], "cancelled", "{got}");
     assert!(got["result"].get("result").is_none());
+}
+
+#[tokio::test]
+async fn the_task_gauges_count_a_running_task_and_its_record_after_it_ends() {
+    let f = flags();
+    let s = server(&f, None);
+    let svc = s.service();
+    assert_eq!(gauge(&s, "vouch_mcp_tasks").await, 0.0);
+    let id = create(&svc, "watches-cancel").await;
+    assert_eq!(gauge(&s, "vouch_mcp_tasks").await, 1.0);
+    assert_eq!(gauge(&s, "vouch_mcp_tasks_running").await, 1.0);
+    json_of(&svc, modern("tasks/cancel", &id, json!({"taskId": id}))).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gauge(&s, "vouch_mcp_tasks_running").await != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The cancelled record stays readable until its retention ends.
+    assert_eq!(gauge(&s, "vouch_mcp_tasks").await, 1.0);
 }
 
 #[tokio::test]

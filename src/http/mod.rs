@@ -393,6 +393,8 @@ impl Shared {
         };
         let gauges = crate::ops::metrics::Gauges {
             sessions: self.runtime.sessions.count(),
+            tasks: self.runtime.tasks.count(),
+            tasks_running: self.runtime.tasks.running_here(),
             keys,
             log_dropped: log::dropped_total(),
             audit_dropped: self.ops.audit.as_ref().map(|a| a.dropped()),

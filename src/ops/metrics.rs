@@ -195,6 +195,10 @@ const SLOTS: usize = BUCKETS_US.len() + 2;
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
     pub(crate) sessions: usize,
+    /// Task records held (working, input_required and finished until forgotten).
+    pub(crate) tasks: usize,
+    /// Tasks whose handler runs in this process.
+    pub(crate) tasks_running: usize,
     pub(crate) keys: Option<KeyGauges>,
     pub(crate) log_dropped: u64,
     pub(crate) audit_dropped: Option<u64>,
@@ -462,6 +466,20 @@ impl Metrics {
             "Initialize-era sessions open.",
         );
         let _ = writeln!(o, "vouch_mcp_open_sessions {}", g.sessions);
+        family(
+            o,
+            "vouch_mcp_tasks",
+            "gauge",
+            "Task records held: unfinished, and finished ones until forgotten.",
+        );
+        let _ = writeln!(o, "vouch_mcp_tasks {}", g.tasks);
+        family(
+            o,
+            "vouch_mcp_tasks_running",
+            "gauge",
+            "Tasks whose handler runs in this process.",
+        );
+        let _ = writeln!(o, "vouch_mcp_tasks_running {}", g.tasks_running);
         family(
             o,
             "vouch_mcp_open_streams",

@@ -510,6 +510,11 @@ impl Tasks {
     pub(crate) fn count(&self) -> usize {
         self.shared.store.count()
     }
+
+    /// Tasks whose handler runs on this replica.
+    pub(crate) fn running_here(&self) -> usize {
+        self.live.tasks.lock().map_or(0, |t| t.len())
+    }
 }
 
 /// A handler's link to its task: the context holds it, so the handler can ask, report status,

@@ -214,6 +214,8 @@ try:
     age = sample("vouch_mcp_jwks_key_set_age_seconds", "vouch_mcp_jwks_key_set_age_seconds")
     check(age is not None and 0 <= age < 600, f"key set age {age}")
     check(sample("vouch_mcp_open_sessions", "vouch_mcp_open_sessions") == 1, "one open session")
+    check(sample("vouch_mcp_tasks", "vouch_mcp_tasks") == 0, "no task held (the guide's tools never run as tasks)")
+    check(sample("vouch_mcp_tasks_running", "vouch_mcp_tasks_running") == 0, "no task running")
     check(sample("vouch_mcp_ready", "vouch_mcp_ready") == 1, "ready")
     check(sample("vouch_mcp_log_lines_dropped", "vouch_mcp_log_lines_dropped_total") == 0, "no log line dropped")
     check((sample("process_resident_memory_bytes", "process_resident_memory_bytes") or 0) > 1 << 20, "resident memory reported")
