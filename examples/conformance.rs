@@ -1,4 +1,4 @@
-//! The fixture server for the official MCP conformance suite (`scripts/conformance.sh` runs it).
+//! The fixture server for the official MCP conformance suite (`tests/conformance/run.sh` runs it).
 //!
 //! Built only from the public library API, with authorization switched off (the suite cannot send
 //! a token; `dangerously_disable_auth` logs a warning). It registers every fixture the suite calls,

@@ -835,7 +835,7 @@ def main_check():
         for chk in (kill_replica, unique_event_ids):
             chk(ex)
         if not os.environ.get("CLUSTER_SKIP_RUNNERS"):
-            run_tally("conformance", ["bash", "scripts/conformance.sh"],
+            run_tally("conformance", ["bash", "tests/conformance/run.sh"],
                       {"CONFORMANCE_URL": f"http://127.0.0.1:{ex.nginx_port}/mcp"})
         redis_outage(ex)
         redis_lost(ex)

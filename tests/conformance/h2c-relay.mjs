@@ -1,8 +1,8 @@
 // An HTTP/1.1 front that relays every request to an HTTP/2 server as prior-knowledge h2c, for
 // running the conformance suite (whose client, Node's fetch, speaks no h2c) against the server's
-// h2c path: `H2C=1 scripts/conformance.sh`.
+// h2c path: `H2C=1 tests/conformance/run.sh`.
 //
-//   node scripts/h2c-relay.mjs UPSTREAM_PORT      # prints "relay on http://127.0.0.1:PORT/mcp"
+//   node tests/conformance/h2c-relay.mjs UPSTREAM_PORT      # prints "relay on http://127.0.0.1:PORT/mcp"
 //
 // Loopback only. Every request of the suite reaches the server over one shared h2c session, as
 // its own HTTP/2 stream: method, path and headers as received (Host becomes :authority; the

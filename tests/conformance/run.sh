@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite (server mode) against examples/conformance.rs.
 #
-#   scripts/conformance.sh            # every selection below
-#   KEEP=1 scripts/conformance.sh     # also keep the per-check JSON (.interop/conformance/out/)
-#   H2C=1 scripts/conformance.sh      # the same, with every request reaching the server over h2c
+#   tests/conformance/run.sh            # every selection below
+#   KEEP=1 tests/conformance/run.sh     # also keep the per-check JSON (.interop/conformance/out/)
+#   H2C=1 tests/conformance/run.sh      # the same, with every request reaching the server over h2c
 #
-# H2C=1 builds the example with the `http2` feature and puts scripts/h2c-relay.mjs in front of
+# H2C=1 builds the example with the `http2` feature and puts tests/conformance/h2c-relay.mjs in front of
 # it: the suite's client (Node's fetch) speaks HTTP/1.1 only, so the relay turns each of its
 # requests into a stream of one prior-knowledge h2c session to the server, bodies and SSE
 # streamed both ways, and the suite judges the server's HTTP/2 answers.
@@ -23,7 +23,7 @@
 # (tests/cluster/run.sh: replicas of the example behind a load balancer) instead.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=$ROOT/.interop/conformance
 NODE_VERSION=22.23.3
 SDK_VERSION=1.32.2
@@ -152,7 +152,7 @@ fi
 
 if [ -n "${H2C:-}" ]; then
   UPSTREAM_PORT=$(printf '%s\n' "$URL" | sed -n 's|^http://[^:]*:\([0-9]*\)/.*|\1|p')
-  "$NODE" "$ROOT/scripts/h2c-relay.mjs" "$UPSTREAM_PORT" >"$RUN/relay.out" 2>"$RUN/relay.err" &
+  "$NODE" "$ROOT/tests/conformance/h2c-relay.mjs" "$UPSTREAM_PORT" >"$RUN/relay.out" 2>"$RUN/relay.err" &
   RELAY_PID=$!
   URL=
   for _ in $(seq 1 100); do
