@@ -61,7 +61,7 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vouch-mcp"
   if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -print -quit 2>/dev/null)" ]; then
     echo "building the release binary ..."
-    (cd "$ROOT" && cargo build --release --bin vouch-mcp) >"$OUT/cargo-build.log" 2>&1 \
+    (cd "$ROOT" && cargo build --release --features redis --bin vouch-mcp) >"$OUT/cargo-build.log" 2>&1 \
       || fatal "cargo build --release failed" "$OUT/cargo-build.log"
   fi
 fi

@@ -32,7 +32,7 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vouch-mcp"
   if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -print -quit 2>/dev/null)" ]; then
     echo "building the release binary ..."
-    (cd "$ROOT" && cargo build --release --bin vouch-mcp) >"$WORK/cargo-build.log" 2>&1 \
+    (cd "$ROOT" && cargo build --release --features redis --bin vouch-mcp) >"$WORK/cargo-build.log" 2>&1 \
       || { tail -30 "$WORK/cargo-build.log"; echo "FAIL [setup] cargo build"; exit 1; }
   fi
 fi
