@@ -168,6 +168,26 @@ fn main() {
             }
         }
     }
+    // RSA (RS256, PS256) and OKP Ed25519 keys, each alone and all in one set.
+    let mut other_types = Vec::new();
+    for (file, member) in [
+        ("wycheproof/rsa_signature_2048_sha256_test.json", "keyJwk"),
+        ("wycheproof/rsa_pss_2048_sha256_mgf1_32_test.json", "keyJwk"),
+        ("wycheproof/ed25519_test.json", "publicKeyJwk"),
+    ] {
+        if let Ok(w) = fs::read(vectors.join(file)) {
+            let w: Value = serde_json::from_slice(&w).expect(file);
+            for g in w["testGroups"].as_array().into_iter().flatten().take(3) {
+                if let Some(k) = g.get(member) {
+                    o.put(json!({ "keys": [k] }).to_string());
+                    other_types.push(k.clone());
+                }
+            }
+        }
+    }
+    if !other_types.is_empty() {
+        o.put(json!({ "keys": other_types }).to_string());
+    }
     println!("jwks: {}", o.n);
 
     // (c) core: every fixture POST body with its MCP headers; (h) http: every fixture request.
