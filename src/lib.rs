@@ -84,6 +84,9 @@ mod dev;
 extern crate self as vouch_mcp;
 mod core;
 pub mod defaults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod json;
 pub mod log;

@@ -73,6 +73,9 @@ impl UriTemplate {
                     rest = &rest[end + 1..];
                 }
                 Some(i) => {
+                    if rest[..i].contains('}') {
+                        return Err(TemplateError::StrayBrace);
+                    }
                     parts.push(Part::Literal(rest[..i].to_owned()));
                     rest = &rest[i..];
                 }
@@ -170,6 +173,20 @@ mod tests {
         assert!(UriTemplate::parse("x://{a}{b}").is_err());
         assert!(UriTemplate::parse("x://{+a}").is_err());
         assert!(UriTemplate::parse("x://{a").is_err());
+    }
+
+    #[test]
+    fn stray_brace_is_refused_before_a_variable_too() {
+        // Found by the `template` fuzz target: a `}` in a literal was refused only when no `{`
+        // followed it, so "x://a}b{c}" parsed and "x://a}b" did not.
+        assert_eq!(
+            UriTemplate::parse("x://a}b{c}"),
+            Err(TemplateError::StrayBrace)
+        );
+        assert_eq!(
+            UriTemplate::parse("x://a}b"),
+            Err(TemplateError::StrayBrace)
+        );
     }
 
     #[test]
