@@ -1,13 +1,14 @@
 //! Restarts the process once with glibc's malloc told to give freed memory back, unless the operator set `GLIBC_TUNABLES`.
 //!
 //! glibc's default allocator keeps the pages of large freed buffers: after 30 concurrent 4 MiB
-//! requests, RSS stayed about 50 MiB above idle for good (`bash benches/hardening.sh`).
+//! requests, RSS stayed 50-58 MiB above idle for good (`bash benches/hardening.sh`).
 //! `malloc_trim` would need FFI, and the crate forbids unsafe code; glibc reads its tunables
 //! only at process start, so the binary re-executes itself with
 //! `glibc.malloc.trim_threshold=131072`. Setting it also pins the mmap threshold at its
 //! 128 KiB default (no dynamic growth), so large request buffers are mapped and unmapped
 //! rather than kept in the heap, and a heap top above 128 KiB is returned. With it, RSS came
-//! back to within 2 MiB of idle after that load, at no measured throughput cost.
+//! back to within 2 MiB of idle after that load; the price is an mmap and munmap per
+//! buffer above 128 KiB, which the request path only makes for large bodies.
 //!
 //! Any `GLIBC_TUNABLES` already present (even empty) is left alone and nothing is re-executed:
 //! `GLIBC_TUNABLES= vouch-mcp` runs with glibc's defaults. Other platforms and libcs are
