@@ -1,5 +1,6 @@
 //! The `vouch-mcp` binary: read the configuration, bind, print the dev banner if asked, serve until a signal.
 
+mod allocator;
 mod check;
 mod dev;
 mod dev_routes;
@@ -20,6 +21,8 @@ use launch::launch;
 use settings::Command;
 
 fn main() -> ExitCode {
+    // First, while the process is one thread: glibc reads its malloc tunables only at start.
+    allocator::reexec_with_tunables();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let checking = args.iter().any(|a| a == "--check");
     let (config, check) = match settings::parse(&args, &|k| std::env::var(k).ok()) {
