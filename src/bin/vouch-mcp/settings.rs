@@ -430,7 +430,7 @@ setting!(TLS_KEY_FILE: PathBuf = "MCP_TLS_KEY_FILE", "--tls-key-file", Default::
 setting!(TLS_WATCH: Duration = "MCP_TLS_WATCH_SECS", "--tls-watch-secs", Default::Text("10"), secs,
     "how often the TLS files are checked for a change (`0`: only on SIGHUP)");
 setting!(REDIS_URL: String = "MCP_REDIS_URL", "--redis-url", Default::Derived("unset: sessions in this process only"), redis_url,
-    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams and notifications through it");
+    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams, notifications and tasks through it");
 setting!(REDIS_PREFIX: String = "MCP_REDIS_PREFIX", "--redis-prefix", Default::Text("vouch-mcp:"), text,
     "prefix of every Redis key and channel, so deployments can share one Redis");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
