@@ -111,6 +111,16 @@ async fn run(host: String, port: u16) -> std::process::ExitCode {
     .logging()
     // Sessions the suite never deletes (0.1.16 sends no DELETE) must not pile up.
     .session_idle_timeout(Duration::from_secs(120));
+    // `MCP_TASK_LEASE_SECS`, as the binary reads it: the cluster harness shortens the lease to
+    // see a task whose replica died fail quickly.
+    let builder = match std::env::var("MCP_TASK_LEASE_SECS").map(|s| s.parse::<u64>()) {
+        Err(_) => builder,
+        Ok(Ok(secs)) if secs > 0 => builder.task_lease(Duration::from_secs(secs)),
+        Ok(_) => {
+            eprintln!("conformance: MCP_TASK_LEASE_SECS must be a positive number of seconds");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let builder = match shared(builder).await {
         Ok(b) => b,
         Err(code) => return code,

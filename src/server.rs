@@ -484,10 +484,12 @@ impl ServerBuilder {
         self
     }
 
-    /// Shares sessions, event logs, notifications, server-to-client requests, cancellations
-    /// and the `requestState` key with every replica connected to the same Redis and prefix,
-    /// so that any replica behind a plain load balancer can serve any request (feature `redis`).
-    /// A key given with [`ServerBuilder::state_key`] wins over the one agreed through Redis.
+    /// Shares sessions, event logs, notifications, server-to-client requests, cancellations,
+    /// tasks and the `requestState` key with every replica connected to the same Redis and
+    /// prefix, so that any replica behind a plain load balancer can serve any request (feature
+    /// `redis`). A key given with [`ServerBuilder::state_key`] wins over the one agreed through
+    /// Redis. A task's handler runs on the replica that created it; if that replica dies, the
+    /// task fails once its lease ([`ServerBuilder::task_lease`]) lapses.
     #[cfg(feature = "redis")]
     pub fn redis(mut self, backend: crate::runtime::redis::RedisBackend) -> Self {
         self.redis = Some(backend);
@@ -778,6 +780,19 @@ impl ServerBuilder {
                 ));
             }
         }
+        let task_limits = TaskLimits {
+            max_tasks: self.max_tasks,
+            max_per_principal: self.max_tasks_per_principal,
+        };
+        // An explicit store wins; with the shared backend, tasks live in Redis too.
+        #[cfg(feature = "redis")]
+        let task_store = self
+            .task_store
+            .or_else(|| self.redis.as_ref().map(|b| b.tasks(task_limits)));
+        #[cfg(not(feature = "redis"))]
+        let task_store = self.task_store;
+        let task_store = task_store
+            .unwrap_or_else(|| Arc::new(MemoryTasks::new(task_limits)) as Arc<dyn TaskStore>);
         let runtime = Arc::new(Runtime {
             core: core.clone(),
             handlers,
@@ -799,12 +814,7 @@ impl ServerBuilder {
             }),
             peers,
             tasks: Tasks::new(TaskShared {
-                store: self.task_store.unwrap_or_else(|| {
-                    Arc::new(MemoryTasks::new(TaskLimits {
-                        max_tasks: self.max_tasks,
-                        max_per_principal: self.max_tasks_per_principal,
-                    }))
-                }),
+                store: task_store,
                 clock: self.clock.clone(),
                 config: TaskConfig {
                     retention: self.task_ttl,

@@ -11,8 +11,9 @@
 //!   own. It renews the task's lease every third of the lease; if the replica dies, the lease
 //!   lapses and the next reader (or the sweeper, on any replica) marks the task `failed`.
 //! * Cancellation: `tasks/cancel` marks the task `cancelled` and fires the handler's
-//!   cancellation signal (here at once; from another replica at the next lease renewal). A
-//!   handler that ignores the signal is dropped after a grace period.
+//!   cancellation signal (here at once; from another replica when the runner's change signal
+//!   brings the cancelled record, at the latest at the next lease renewal). A handler that
+//!   ignores the signal is dropped after a grace period.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -883,8 +884,18 @@ impl Runtime {
         // An input_required round inside a task: its requests go on the task, and the handler
         // runs again with the answers and its state, as a retry would.
         let mut asking: Option<(AskFuture, Option<String>)> = None;
+        // The version this runner last saw: a newer one written elsewhere (`tasks/cancel` on
+        // another replica, a lapsed lease failed by a reader) is noticed through the store's
+        // change signal, not only at the next renewal.
+        let mut known = shared.store.get(id).await.ok().flatten().map(|r| r.version);
         let reply = loop {
             let (is_asking, in_grace) = (asking.is_some(), grace.is_some());
+            let moved_on = async {
+                match known {
+                    Some(v) if !in_grace => shared.store.changed(id, v, config.lease).await,
+                    _ => std::future::pending().await,
+                }
+            };
             let grace_over = async {
                 match grace.as_mut() {
                     Some(g) => g.as_mut().await,
@@ -932,6 +943,17 @@ impl Runtime {
                             shared.update(id, |r, now| tasks::abandon(r, &msg, now)).await;
                             break None;
                         }
+                    }
+                }
+                () = moved_on => {
+                    match shared.store.get(id).await {
+                        Ok(Some(r)) if !r.status.is_terminal() => known = Some(r.version),
+                        // Finished elsewhere or gone: the handler has nothing left to do.
+                        Ok(_) => {
+                            known = None;
+                            live.cancel.cancel();
+                        }
+                        Err(_) => {}
                     }
                 }
                 _ = renew.tick() => {

@@ -37,6 +37,10 @@ BIN = os.environ.get("CLUSTER_BIN", os.path.join(TARGET, "release", "vouch-mcp")
 EXAMPLE = os.environ.get("CLUSTER_EXAMPLE", os.path.join(TARGET, "release", "examples", "conformance"))
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
+TASKS_EXT = "io.modelcontextprotocol/tasks"
+# The task lease the example replicas run with (MCP_TASK_LEASE_SECS): short, so that a task
+# whose replica died is seen to fail quickly.
+TASK_LEASE_SECS = 3
 
 results = {"passed": 0, "failed": 0}
 # Every SSE event id any check read, across replicas and streams.
@@ -361,10 +365,13 @@ class Client:
             extra["Last-Event-ID"] = last_event_id
         return self.send("GET", None, extra, timeout=30)
 
-    def modern(self, method, params, name=None):
+    def modern(self, method, params, name=None, tasks=False):
         params = dict(params)
+        caps = {"elicitation": {}}
+        if tasks:
+            caps["extensions"] = {TASKS_EXT: {}}
         params["_meta"] = {"io.modelcontextprotocol/protocolVersion": MODERN,
-                           "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+                           "io.modelcontextprotocol/clientCapabilities": caps}
         extra = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
         if name:
             extra["Mcp-Name"] = name
@@ -660,6 +667,185 @@ def expiry_everywhere(c):
     return all(s == 200 for s in statuses) and gone == [404] * 3, f"busy {statuses}, idle afterwards {gone}"
 
 
+# --- tasks across replicas (examples/conformance replicas, MCP_TASK_LEASE_SECS=3) -------------
+
+def modern_task(cl, tool, arguments):
+    """Creates a 2026-07-28 task; returns (task id, the replica that created it)."""
+    r = cl.modern("tools/call", {"name": tool, "arguments": arguments}, tool, tasks=True)
+    body = r.json()
+    res = (body or {}).get("result") or {}
+    if r.status != 200 or res.get("resultType") != "task":
+        raise AssertionError(f"{tool} did not become a task: {r.status} {json.dumps(body)[:200]}")
+    return res["taskId"], cl.replica_of(r)
+
+
+def modern_get(cl, tid):
+    r = cl.modern("tasks/get", {"taskId": tid}, tid, tasks=True)
+    return r.json(), cl.replica_of(r)
+
+
+def legacy_task(cl, tool, arguments):
+    rid, r = cl.request("tools/call", {"name": tool, "arguments": arguments, "task": {"ttl": 60000}})
+    body = r.json()
+    task = ((body or {}).get("result") or {}).get("task") or {}
+    if r.status != 200 or "taskId" not in task:
+        raise AssertionError(f"{tool} did not become a task: {r.status} {json.dumps(body)[:200]}")
+    return task["taskId"], cl.replica_of(r)
+
+
+def poll(get, pred, timeout):
+    """Calls `get()` until `pred(answer)`; returns (answer or None, replicas that answered)."""
+    seen, end = [], time.time() + timeout
+    while time.time() < end:
+        body, replica = get()
+        seen.append(replica)
+        if pred(body):
+            return body, seen
+        time.sleep(0.1)
+    return None, seen
+
+
+def status_of(body):
+    return ((body or {}).get("result") or {}).get("status")
+
+
+@check("tasks: a 2026-07-28 task created on one replica is polled through the others to completion (tasks/get inlines the result)")
+def task_modern_elsewhere(c):
+    cl = Client(c)
+    tid, a = modern_task(cl, "slow_compute", {"seconds": 1.5, "label": "modern"})
+    working, _ = poll(lambda: modern_get(cl, tid), lambda b: status_of(b) == "working", 1)
+    done, seen = poll(lambda: modern_get(cl, tid), lambda b: status_of(b) == "completed", 15)
+    text = json.dumps(((done or {}).get("result") or {}).get("result") or {})
+    others = sorted({r for r in seen if r != a})
+    ok = working is not None and done is not None and "modern: computed" in text and len(others) == c.n - 1
+    return ok, f"created on {a}, polled on {sorted(set(seen))}; result {text[:120]}"
+
+
+@check("tasks: a 2025-11-25 task created on one replica: tasks/get, tasks/result and tasks/list through the others")
+def task_legacy_elsewhere(c):
+    cl = Client(c)
+    cl.initialize()
+    tid, a = legacy_task(cl, "slow_compute", {"seconds": 1.5, "label": "legacy"})
+
+    def get():
+        _, r = cl.request("tasks/get", {"taskId": tid})
+        return r.json(), cl.replica_of(r)
+
+    done, seen = poll(get, lambda b: status_of(b) == "completed", 15)
+    cl.steer((a + 1) % c.n)
+    _, r = cl.request("tasks/result", {"taskId": tid})
+    result = r.json() if not r.sse else next((json.loads(d) for _, d in r.events(10) if d), None)
+    result_on = cl.replica_of(r)
+    cl.steer((a + 2) % c.n)
+    _, l = cl.request("tasks/list", {})
+    listed = [t.get("taskId") for t in ((l.json() or {}).get("result") or {}).get("tasks", [])]
+    list_on = cl.replica_of(l)
+    text = json.dumps((result or {}).get("result") or {})
+    ok = (done is not None and len({x for x in seen if x != a}) >= 1 and result_on != a and list_on != a
+          and "legacy: computed" in text and tid in listed)
+    return ok, (f"created on {a}, polled on {sorted(set(seen))}, tasks/result on {result_on}: {text[:100]}; "
+                f"tasks/list on {list_on} lists it: {tid in listed}")
+
+
+@check("tasks: input sent with tasks/update to another replica reaches the handler waiting on the creating one")
+def task_input_elsewhere(c):
+    cl = Client(c)
+    cl.initialize()  # a session only to steer with pings
+    tid, a = modern_task(cl, "confirm_delete", {"filename": "report.txt"})
+    asked, _ = poll(lambda: modern_get(cl, tid), lambda b: status_of(b) == "input_required", 10)
+    if asked is None:
+        return False, "never input_required"
+    keys = list((asked["result"].get("inputRequests") or {}).keys())
+    b = (a + 1) % c.n
+    cl.steer(b)
+    u = cl.modern("tasks/update", {"taskId": tid, "inputResponses": {
+        k: {"action": "accept", "content": {"confirm": True}} for k in keys}}, tid, tasks=True)
+    ub, u_on = u.json(), cl.replica_of(u)
+    start = time.time()
+    done, _ = poll(lambda: modern_get(cl, tid), lambda b: status_of(b) == "completed", 10)
+    took = time.time() - start
+    text = json.dumps(((done or {}).get("result") or {}).get("result") or {})
+    ok = u_on != a and "error" not in (ub or {}) and "Deleted report.txt" in text
+    return ok, f"task on {a}, tasks/update on {u_on} (keys {keys}); completed {took:.2f}s later: {text[:100]}"
+
+
+@check("tasks: tasks/cancel sent to another replica cancels the task everywhere, in both eras")
+def task_cancel_elsewhere(c):
+    cl = Client(c)
+    cl.initialize()
+    out = []
+    ok = True
+    for era in ("modern", "legacy"):
+        if era == "modern":
+            tid, a = modern_task(cl, "slow_compute", {"seconds": 30})
+        else:
+            tid, a = legacy_task(cl, "slow_compute", {"seconds": 30})
+        cl.steer((a + 1) % c.n)
+        if era == "modern":
+            r = cl.modern("tasks/cancel", {"taskId": tid}, tid, tasks=True)
+        else:
+            _, r = cl.request("tasks/cancel", {"taskId": tid})
+        body, on = r.json(), cl.replica_of(r)
+        statuses = []
+        for _ in range(c.n):
+            if era == "modern":
+                g, where = modern_get(cl, tid)
+            else:
+                _, gr = cl.request("tasks/get", {"taskId": tid})
+                g, where = gr.json(), cl.replica_of(gr)
+            statuses.append((where, status_of(g)))
+        good = on != a and "error" not in (body or {}) and all(s == "cancelled" for _, s in statuses)
+        ok = ok and good
+        out.append(f"{era}: created on {a}, cancelled on {on}, then {statuses}")
+    return ok, "; ".join(out)
+
+
+@check("tasks: another principal's tasks/get is answered as an unknown id on every replica (the example runs without auth: one principal; see tests/redis_tasks.rs for two)")
+def task_unknown_everywhere(c):
+    cl = Client(c)
+    answers = []
+    for _ in range(c.n):
+        body, where = modern_get(cl, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        answers.append((where, ((body or {}).get("error") or {}).get("code")))
+    return sorted(w for w, _ in answers) == list(range(c.n)) and all(code == -32602 for _, code in answers), \
+        f"{answers}"
+
+
+@check(f"fault: killing the replica running a task makes it failed, saying so, within the lease ({TASK_LEASE_SECS} s), in both eras")
+def task_replica_killed(c):
+    victim = 1
+    cl = Client(c)
+    cl.initialize()
+    if not cl.steer(victim):
+        return False, "could not steer to the victim"
+    tid_m, a = modern_task(cl, "slow_compute", {"seconds": 120})
+    if not cl.steer(victim):
+        return False, "could not steer to the victim"
+    tid_l, b = legacy_task(cl, "slow_compute", {"seconds": 120})
+    if (a, b) != (victim, victim):
+        return False, f"tasks created on {a} and {b}, not on {victim}"
+    time.sleep(0.5)
+    c.stop(f"replica{victim}", signal.SIGKILL)
+    killed = time.time()
+
+    def legacy_get():
+        _, r = cl.request("tasks/get", {"taskId": tid_l})
+        return r.json(), cl.replica_of(r)
+
+    m, _ = poll(lambda: modern_get(cl, tid_m), lambda x: status_of(x) == "failed", TASK_LEASE_SECS + 5)
+    m_after = time.time() - killed
+    l, _ = poll(legacy_get, lambda x: status_of(x) == "failed", TASK_LEASE_SECS + 5)
+    l_after = time.time() - killed
+    c.replica_start(victim)
+    msg_m = ((m or {}).get("result") or {}).get("statusMessage") or ""
+    msg_l = ((l or {}).get("result") or {}).get("statusMessage") or ""
+    bound = TASK_LEASE_SECS + 1.0
+    ok = (m is not None and l is not None and "stopped before it finished" in msg_m
+          and "stopped before it finished" in msg_l and m_after <= bound and l_after <= bound)
+    return ok, (f"modern failed {m_after:.2f}s after the kill ({msg_m!r}), legacy {l_after:.2f}s "
+                f"({msg_l!r}); bound {bound:.1f}s")
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 @check("fault: a replica killed with an open GET stream and a pending sampling request: its call fails, the session lives on, the GET resumes elsewhere")
@@ -824,7 +1010,7 @@ def main_check():
             report(False, f"setup: {path} is missing (cargo build --release --features redis --bin vouch-mcp --example conformance)")
             return
 
-    ex = Cluster("example")
+    ex = Cluster("example", env={"MCP_TASK_LEASE_SECS": str(TASK_LEASE_SECS)})
     try:
         ex.start()
         print(f"cluster: 3 replicas of examples/conformance behind nginx at {ex.url}, Redis :{ex.redis_port}", flush=True)
@@ -832,7 +1018,13 @@ def main_check():
                     resume_elsewhere, reconnection_elsewhere, request_state_elsewhere, listen_elsewhere,
                     delete_everywhere):
             chk(ex)
-        for chk in (kill_replica, unique_event_ids):
+        for chk in (task_modern_elsewhere, task_legacy_elsewhere, task_input_elsewhere,
+                    task_cancel_elsewhere, task_unknown_everywhere):
+            chk(ex)
+        # The task kill first: `steer` predicts round-robin order, which nginx changes for a
+        # while after a replica died (it skips a failed upstream), so each kill needs the
+        # replica before its victim alive and unmarked.
+        for chk in (task_replica_killed, kill_replica, unique_event_ids):
             chk(ex)
         if not os.environ.get("CLUSTER_SKIP_RUNNERS"):
             run_tally("conformance", ["bash", "tests/conformance/run.sh"],

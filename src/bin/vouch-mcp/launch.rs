@@ -197,6 +197,7 @@ pub(crate) fn launch_with(
             .write_timeout(config.write_timeout)
             .idle_timeout(config.idle_timeout)
             .task_ttl(config.task_ttl)
+            .task_lease(config.task_lease)
             .max_tasks(config.max_tasks)
             .max_tasks_per_principal(config.max_tasks_per_principal)
             .page_size(config.page_size)

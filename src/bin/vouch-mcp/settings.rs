@@ -403,6 +403,9 @@ setting!(IDLE_TIMEOUT: Duration = "MCP_IDLE_TIMEOUT_SECS", "--idle-timeout-secs"
 setting!(TASK_TTL: Duration = "MCP_TASK_TTL_SECS", "--task-ttl-secs",
     Default::Library(|| defaults::TASK_TTL.as_secs().to_string()), positive_secs,
     "how long a finished task's result stays readable before it is forgotten");
+setting!(TASK_LEASE: Duration = "MCP_TASK_LEASE_SECS", "--task-lease-secs",
+    Default::Library(|| defaults::TASK_LEASE.as_secs().to_string()), positive_secs,
+    "a running task's lease, renewed every third of it by its replica: a task whose replica died fails once it lapses");
 setting!(MAX_TASKS: usize = "MCP_MAX_TASKS", "--max-tasks",
     Default::Library(|| defaults::MAX_TASKS.to_string()), count,
     "task records held, finished ones included (503 with `Retry-After` beyond)");
@@ -427,7 +430,7 @@ setting!(TLS_KEY_FILE: PathBuf = "MCP_TLS_KEY_FILE", "--tls-key-file", Default::
 setting!(TLS_WATCH: Duration = "MCP_TLS_WATCH_SECS", "--tls-watch-secs", Default::Text("10"), secs,
     "how often the TLS files are checked for a change (`0`: only on SIGHUP)");
 setting!(REDIS_URL: String = "MCP_REDIS_URL", "--redis-url", Default::Derived("unset: sessions in this process only"), redis_url,
-    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams and notifications through it");
+    "`redis://[user:password@]host:port/db` (`rediss://` for TLS): replicas share sessions, streams, notifications and tasks through it");
 setting!(REDIS_PREFIX: String = "MCP_REDIS_PREFIX", "--redis-prefix", Default::Text("vouch-mcp:"), text,
     "prefix of every Redis key and channel, so deployments can share one Redis");
 setting!(LOG: Level = "VOUCH_MCP_LOG", "--log", Default::Text("info"), level,
@@ -479,6 +482,7 @@ static ALL: &[&dyn Described] = &[
     &WRITE_TIMEOUT,
     &IDLE_TIMEOUT,
     &TASK_TTL,
+    &TASK_LEASE,
     &MAX_TASKS,
     &MAX_TASKS_PER_PRINCIPAL,
     &PAGE_SIZE,
@@ -535,6 +539,7 @@ pub(crate) struct Config {
     pub(crate) write_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) task_ttl: Duration,
+    pub(crate) task_lease: Duration,
     pub(crate) max_tasks: usize,
     pub(crate) max_tasks_per_principal: usize,
     pub(crate) page_size: usize,
@@ -730,6 +735,7 @@ pub(crate) fn parse(
         write_timeout: WRITE_TIMEOUT.value(&src)?,
         idle_timeout: IDLE_TIMEOUT.value(&src)?,
         task_ttl: TASK_TTL.value(&src)?,
+        task_lease: TASK_LEASE.value(&src)?,
         max_tasks: MAX_TASKS.value(&src)?,
         max_tasks_per_principal: MAX_TASKS_PER_PRINCIPAL.value(&src)?,
         page_size: PAGE_SIZE.value(&src)?,
@@ -860,6 +866,7 @@ mod tests {
             defaults::MAX_SESSIONS_PER_PRINCIPAL
         );
         assert_eq!(c.task_ttl, defaults::TASK_TTL);
+        assert_eq!(c.task_lease, defaults::TASK_LEASE);
         assert_eq!(c.max_tasks, defaults::MAX_TASKS);
         assert_eq!(c.max_tasks_per_principal, defaults::MAX_TASKS_PER_PRINCIPAL);
         assert_eq!(c.jwks_timeout, Duration::from_secs(5));
@@ -885,6 +892,7 @@ mod tests {
             &["--max-tasks", "7"],
             &[
                 ("MCP_TASK_TTL_SECS", "90"),
+                ("MCP_TASK_LEASE_SECS", "3"),
                 ("MCP_MAX_TASKS_PER_PRINCIPAL", "2"),
             ],
         )
@@ -893,6 +901,9 @@ mod tests {
             (c.task_ttl, c.max_tasks, c.max_tasks_per_principal),
             (Duration::from_secs(90), 7, 2)
         );
+        assert_eq!(c.task_lease, Duration::from_secs(3));
+        let e = run(&[], &[("MCP_TASK_LEASE_SECS", "0")]).unwrap_err();
+        assert!(e.0.contains("MCP_TASK_LEASE_SECS"), "{e}");
         let e = run(&[], &[("MCP_MAX_TASKS_PER_PRINCIPAL", "0")]).unwrap_err();
         assert!(e.0.contains("MCP_MAX_TASKS_PER_PRINCIPAL"), "{e}");
     }

@@ -12,6 +12,7 @@
 mod events;
 mod scripts;
 mod sessions;
+mod tasks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::bus::{Bus, MemoryBus, PeerMessage, Peers};
 use super::events::{EventStore, LiveStreams};
 use super::session::{SessionLimits, SessionStore, StoreError};
+use super::tasks::{TaskLimits, TaskStore};
 use super::Runtime;
 use crate::core::catalog::Change;
 use crate::core::message::Id;
@@ -34,6 +36,7 @@ use crate::sources::{RandomSource, SystemRandom};
 
 pub(crate) use events::RedisEvents;
 pub(crate) use sessions::RedisSessions;
+pub(crate) use tasks::RedisTasks;
 
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "vouch-mcp:";
@@ -257,6 +260,7 @@ impl RedisBackend {
             streams: OnceLock::new(),
             sessions: OnceLock::new(),
             events: OnceLock::new(),
+            tasks: OnceLock::new(),
             bus: MemoryBus::default(),
             alive: Mutex::new(HashMap::new()),
             alive_read_ms: AtomicU64::new(0),
@@ -295,6 +299,13 @@ impl RedisBackend {
         (sessions, events, self.hub.clone(), bus)
     }
 
+    /// The task store of a server with these caps: task records shared by every replica.
+    pub(crate) fn tasks(&self, limits: TaskLimits) -> Arc<dyn TaskStore> {
+        let tasks = Arc::new(RedisTasks::new(self.hub.clone(), limits));
+        let _ = self.hub.tasks.set(tasks.clone());
+        tasks
+    }
+
     /// Connects the backend to the built server, so messages from other replicas reach it.
     pub(crate) fn install(&self, runtime: &Arc<Runtime>) {
         let _ = self.hub.runtime.set(Arc::downgrade(runtime));
@@ -315,6 +326,7 @@ pub(crate) struct Hub {
     streams: OnceLock<Arc<LiveStreams>>,
     sessions: OnceLock<Arc<RedisSessions>>,
     events: OnceLock<Arc<RedisEvents>>,
+    tasks: OnceLock<Arc<RedisTasks>>,
     /// Changes reach this replica's streams here (published locally and from the others).
     bus: MemoryBus,
     /// Other replicas and when they were last heard of (ms since the epoch).
@@ -508,6 +520,14 @@ impl Hub {
                     }
                 }
             }
+            "tv" => {
+                let Some((id, version)) = rest.split_once(' ') else {
+                    return;
+                };
+                if let (Some(tasks), Ok(version)) = (self.tasks.get(), version.parse()) {
+                    tasks.on_version(id, version);
+                }
+            }
             "chg" => {
                 let mut it = rest.splitn(3, ' ');
                 let (Some(from), Some(what)) = (it.next(), it.next()) else {
@@ -678,6 +698,9 @@ async fn receive_loop(hub: Weak<Hub>, mut rx: mpsc::UnboundedReceiver<redis::Pus
                 ));
                 if let Some(s) = hub.sessions.get() {
                     s.invalidate_all();
+                }
+                if let Some(t) = hub.tasks.get() {
+                    t.wake_all();
                 }
             }
             _ => {}

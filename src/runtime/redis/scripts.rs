@@ -239,3 +239,111 @@ return {all, redis.call('GET', KEYS[2])}
 ",
     )
 });
+
+// ----- tasks (see `tasks.rs`) ---------------------------------------------------------------
+// `P t:<id>` task hash (`v` version, `r` the record's JSON, `o` the owner digest), `P tasks`
+// every task by forget deadline (`+inf` while unfinished: the deployment-wide cap and the
+// retention), `P tleases` unfinished tasks by lease deadline, `P to:<owner>` one principal's
+// tasks by creation order, `P tu:<owner>` its unfinished ones (the per-principal cap), `P tseq`
+// the creation counter. A change is announced on `P all` as `tv <id> <version>`.
+
+/// KEYS: record, tasks, owner's tasks, owner's unfinished, leases, counter. ARGV: id, JSON,
+/// version, max tasks, max unfinished per principal, '1' if unfinished, lease deadline, forget
+/// deadline ('+inf' while unfinished), owner digest. Returns {0 created / 1 deployment full /
+/// 2 principal full, tasks held}.
+pub(super) static TASK_CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('ZCARD', KEYS[2])
+if held >= tonumber(ARGV[4]) then return {1, held} end
+local unfinished = ARGV[6] == '1'
+if unfinished and redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return {2, held} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('task id in use') end
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'r', ARGV[2], 'o', ARGV[9])
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[6]), ARGV[1])
+if unfinished then
+  redis.call('SADD', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+end
+return {0, held + 1}
+",
+    )
+});
+
+/// KEYS: record, tasks, owner's unfinished, leases. ARGV: expected version, new version, JSON,
+/// '1' if terminal, lease deadline, forget deadline, id, channel. Compare-and-set on the
+/// version; a terminal record leaves the lease set and the principal's unfinished set, an
+/// unfinished one has its lease deadline moved. Announces the new version. Returns 1 when
+/// stored.
+pub(super) static TASK_REPLACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[7])
+  redis.call('ZREM', KEYS[4], ARGV[7])
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
+else
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
+end
+redis.call('PUBLISH', ARGV[8], 'tv ' .. ARGV[7] .. ' ' .. ARGV[2])
+return 1
+",
+    )
+});
+
+/// KEYS: owner's tasks. ARGV: the id to start after ('' for the first page), most records,
+/// record key prefix. Returns false when that id is not one of the owner's, else the records'
+/// JSON in creation order (ids whose record is gone are skipped).
+pub(super) static TASK_LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local start = 0
+if ARGV[1] ~= '' then
+  local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+  if not rank then return false end
+  start = rank + 1
+end
+local limit = tonumber(ARGV[2]); local out = {}
+while #out < limit do
+  local ids = redis.call('ZRANGE', KEYS[1], start, start + limit - 1)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local r = redis.call('HGET', ARGV[3] .. id, 'r')
+    if r and #out < limit then table.insert(out, r) end
+  end
+  start = start + #ids
+end
+return out
+",
+    )
+});
+
+/// KEYS: tasks, leases. ARGV: now, prefix. Forgets up to 1000 tasks past their retention,
+/// then returns {the JSON of up to 100 unfinished tasks whose lease lapsed, tasks held}.
+pub(super) static TASK_SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(ARGV[1])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)) do
+  local rec = ARGV[2] .. 't:' .. id
+  local o = redis.call('HGET', rec, 'o')
+  if o then
+    redis.call('ZREM', ARGV[2] .. 'to:' .. o, id)
+    redis.call('SREM', ARGV[2] .. 'tu:' .. o, id)
+  end
+  redis.call('DEL', rec)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local lapsed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now, 'LIMIT', 0, 100)) do
+  local r = redis.call('HGET', ARGV[2] .. 't:' .. id, 'r')
+  if r then table.insert(lapsed, r) else redis.call('ZREM', KEYS[2], id) end
+end
+return {lapsed, redis.call('ZCARD', KEYS[1])}
+",
+    )
+});
