@@ -29,7 +29,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let first = parse(&args, &lookup);
     assert_eq!(first, parse(&args, &lookup), "parsing is deterministic");
     match first {
-        Ok(Command::Run(c)) => {
+        Ok(Command::Run(c) | Command::Check(c)) => {
             if c.dev {
                 assert!(
                     matches!(c.host.as_str(), "localhost" | "::1" | "[::1]")
