@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -96,6 +96,8 @@ pub(crate) struct ConnState {
     idle_since_ms: AtomicU64,
     /// Asks the connection task to close.
     close: Notify,
+    /// Already asked to close as the idlest: the next eviction must pick another one.
+    evicted: AtomicBool,
     epoch: Instant,
 }
 
@@ -144,6 +146,7 @@ impl Registry {
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             close: Notify::new(),
+            evicted: AtomicBool::new(false),
             epoch: self.epoch,
         });
         self.conns
@@ -162,15 +165,21 @@ impl Registry {
     }
 
     /// Closes the connection idle the longest; false when none is idle.
+    ///
+    /// A connection asked to close stays registered until its task has run and dropped it, so
+    /// it is skipped here: in a burst of accepts, each one evicts a different connection
+    /// (picking the same one again let the count, and the descriptors, run past the cap).
     fn evict_idlest(&self) -> bool {
         let now = self.epoch.elapsed().as_millis() as u64;
         let conns = self.conns.lock().expect("registry poisoned");
         let idlest = conns
             .values()
+            .filter(|c| !c.evicted.load(Ordering::Relaxed))
             .filter_map(|c| c.idle_for(now).map(|idle| (idle, c)))
             .max_by_key(|(idle, _)| *idle);
         match idlest {
             Some((_, c)) => {
+                c.evicted.store(true, Ordering::Relaxed);
                 c.close.notify_one();
                 true
             }

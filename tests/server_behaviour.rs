@@ -2201,3 +2201,41 @@ async fn logging_is_not_advertised_or_sent_unless_offered() {
     .await;
     assert_eq!(caps.json()["error"]["code"], -32601);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_the_connection_cap_evicts_a_different_idle_connection_each_time() {
+    let s = own(|b| b.max_connections(8)).await;
+    // 40 silent connections at once: each one past the cap must close another idle one, so
+    // the server ends up holding 8 (picking the same idlest one again let it hold them all).
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(TcpStream::connect(s.addr).await.unwrap());
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut open = 0;
+        for c in &mut idle {
+            let mut byte = [0u8; 1];
+            // No data ever comes; a server-closed socket reads end-of-file (or a reset) at once.
+            if tokio::time::timeout(Duration::from_millis(20), c.read(&mut byte))
+                .await
+                .is_err()
+            {
+                open += 1;
+            }
+        }
+        if open <= 8 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} of 40 idle connections still open with max_connections(8)"
+        );
+    }
+    // A legitimate request past the cap is served, closing one more idle connection.
+    let token = s.token("alice");
+    let r = Req::modern(&token, json!(1), "tools/call", json!({"name": "whoami"}))
+        .send(s.addr)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
