@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The attack driver of benches/hardening.sh: reproduces each attack of issue 9 against the release
+"""The attack driver of benches/hardening.sh: reproduces each hardening attack against the release
 binary (`--dev`, loopback, a fresh process per check) and checks each target.
 
     python3 benches/hardening.py [--short] [--only NAME[,NAME]] [--before BIN] [--bin BIN]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hardening suite of issue 9: builds the release binary, then benches/hardening.py starts it
+# The hardening suite: builds the release binary, then benches/hardening.py starts it
 # (`--dev`, loopback, a fresh process per check, stopped by PID) and reproduces each attack:
 # slow 1-byte-segment bodies, 30 concurrent 4 MiB requests and RSS after them, fairness between
 # principals at every cap, 1,100 idle sockets at a 1024 descriptor limit, a client that never
