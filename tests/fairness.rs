@@ -75,24 +75,6 @@ async fn get_stream(s: &TestServer, token: &str, session: &str) -> (TcpStream, u
     .await
 }
 
-async fn try_initialize(s: &TestServer, token: &str) -> Reply {
-    let auth = format!("Bearer {token}");
-    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"0"}}});
-    raw(
-        s.addr,
-        "POST",
-        "/mcp",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ],
-        body.to_string().as_bytes(),
-    )
-    .await
-}
-
 /// A refusal of this principal: 429, a positive Retry-After, and a JSON-RPC error naming `limit`.
 fn assert_refused_naming(r: &Reply, limit: &str) {
     assert_eq!(r.status, 429, "{}", r.text());
@@ -139,7 +121,7 @@ async fn a_principal_at_every_cap_gets_429_naming_the_limit_while_another_gets_f
     for _ in 0..3 {
         sessions.push(initialize(&s, &alice, "2025-11-25").await);
     }
-    let r = try_initialize(&s, &alice).await;
+    let r = try_initialize(&s, &alice, "2025-11-25").await;
     assert_refused_naming(&r, "MCP_MAX_SESSIONS_PER_PRINCIPAL");
     assert!(r.header("mcp-session-id").is_none());
 

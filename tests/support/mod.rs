@@ -289,11 +289,11 @@ pub async fn modern(
     raw(server.addr, "POST", "/mcp", &headers, body.as_bytes()).await
 }
 
-/// Runs initialize (2025-11-25 unless `version` says otherwise) and returns the session id.
-pub async fn initialize(server: &TestServer, token: &str, version: &str) -> String {
+/// Sends initialize (2025-11-25 unless `version` says otherwise) and returns the reply, refused or not.
+pub async fn try_initialize(server: &TestServer, token: &str, version: &str) -> Reply {
     let auth = format!("Bearer {token}");
     let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":version,"capabilities":{},"clientInfo":{"name":"test","version":"0"}}}).to_string();
-    let r = raw(
+    raw(
         server.addr,
         "POST",
         "/mcp",
@@ -304,7 +304,12 @@ pub async fn initialize(server: &TestServer, token: &str, version: &str) -> Stri
         ],
         body.as_bytes(),
     )
-    .await;
+    .await
+}
+
+/// Runs initialize (2025-11-25 unless `version` says otherwise) and returns the session id.
+pub async fn initialize(server: &TestServer, token: &str, version: &str) -> String {
+    let r = try_initialize(server, token, version).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.header("mcp-session-id").expect("session id").to_owned()
 }
