@@ -12,9 +12,8 @@
 // pass or fail) and OUT_DIR/inspector.json, prints `PASS|FAIL name -- detail` per check, and exits
 // non-zero on any failure. Chromium is always closed.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.mjs';
 
 const [inspectorUrl, mcpUrl, token, outDir] = process.argv.slice(2);
 if (!inspectorUrl || !mcpUrl || !token || !outDir) {
@@ -40,17 +39,7 @@ const check = (name, ok, detail) => {
   return ok;
 };
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vouch-chromium-'));
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  userDataDir: profile,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--window-size=1280,900',
-  ],
-});
+const { browser, close: closeChromium } = await launchChromium({ width: 1280, height: 900 });
 let page;
 try {
   page = await browser.newPage();
@@ -81,8 +70,7 @@ try {
     const text = await page.evaluate(() => document.body?.innerText ?? '').catch(() => '');
     fs.writeFileSync(path.join(outDir, 'inspector.json'), JSON.stringify({ inspectorOrigin, mcpUrl, results, traffic, blocked, logs, text: redact(text) }, null, 2));
   }
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await closeChromium();
 }
 let failed = results.filter((r) => !r.ok).length;
 for (const name of CHECKS.slice(results.length)) {

@@ -10,11 +10,10 @@
 // failure. Chromium is always closed.
 import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [mcpUrl, token, outDir] = process.argv.slice(2);
@@ -51,17 +50,7 @@ const pages = http.createServer((req, res) => {
 await new Promise((r) => pages.listen(0, '127.0.0.1', r));
 const pageOrigin = `http://127.0.0.1:${pages.address().port}`;
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vouch-chromium-'));
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  userDataDir: profile,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--window-size=1100,800',
-  ],
-});
+const { browser, close: closeChromium } = await launchChromium({ width: 1100, height: 800 });
 let failed = 0;
 try {
   const page = await browser.newPage();
@@ -88,8 +77,7 @@ try {
   }
   if (failed) for (const l of logs) console.error(`  ${l}`);
 } finally {
-  await browser.close();
+  await closeChromium();
   pages.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
