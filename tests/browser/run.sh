@@ -29,24 +29,23 @@ mkdir -p "$OUT"
 server_pid=""
 inspector_pid=""
 inspector_home=""
-stop_inspector() {
-  if [ -n "$inspector_pid" ] && kill -0 "$inspector_pid" 2>/dev/null; then
-    kill "$inspector_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$inspector_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$inspector_pid" 2>/dev/null
-    wait "$inspector_pid" 2>/dev/null
+# stop_pid PID: TERM, up to 5 s to exit, then KILL; reaps it. Empty or gone: nothing to do.
+stop_pid() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
   fi
+}
+stop_inspector() {
+  stop_pid "$inspector_pid"
   inspector_pid=""
 }
 cleanup() {
   stop_inspector
   [ -n "$inspector_home" ] && rm -rf "$inspector_home"
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
+  stop_pid "$server_pid"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
