@@ -242,7 +242,7 @@ impl Runtime {
         outbox: Option<mpsc::Sender<Bytes>>,
         record: Option<OpRecord>,
     ) -> Result<(Running, Option<CancelToken>), Limit> {
-        let permit = match self.limits.call(&super::owner(&call.principal)) {
+        let permit = match self.limits.call(&call.principal) {
             Ok(p) => p,
             Err(limit) => {
                 if let Some(r) = record {
@@ -312,7 +312,7 @@ impl Runtime {
         if run.task != crate::core::tasks::TaskPlan::None {
             // The call slot is held while the request waits; a task, once made, counts against
             // the task caps instead.
-            let _permit = self.limits.call(&super::owner(&call.principal))?;
+            let _permit = self.limits.call(&call.principal)?;
             return Ok(self.call_task(run, call).await);
         }
         let streamable = call.accepts_sse

@@ -3,7 +3,7 @@
 //! Counts are kept per principal in sharded maps, so one caller at its cap never touches the
 //! lock another caller takes. A permit releases its slot when dropped, however the work ends.
 
-use std::collections::hash_map::DefaultHasher;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::session::Owner;
+use crate::auth::Principal;
 
 const SHARDS: usize = 16;
 
@@ -157,10 +157,86 @@ struct Counts {
     streams: usize,
 }
 
+impl Counts {
+    fn slot(&mut self, kind: Kind) -> &mut usize {
+        match kind {
+            Kind::Call => &mut self.calls,
+            Kind::Stream => &mut self.streams,
+        }
+    }
+}
+
+/// A principal's identity as the count maps compare it: `(issuer, subject)`, owned by a map
+/// entry or borrowed from the request's principal, so a lookup copies no string.
+trait Key {
+    fn parts(&self) -> (&str, &str);
+}
+
+fn parts(principal: &Principal) -> (&str, &str) {
+    (
+        &principal.issuer,
+        principal.subject.as_deref().unwrap_or(""),
+    )
+}
+
+impl Key for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+/// A map entry's own copy of the identity (made only when the principal had no entry).
+#[derive(Debug)]
+struct Held {
+    issuer: Box<str>,
+    subject: Box<str>,
+}
+
+impl Key for Held {
+    fn parts(&self) -> (&str, &str) {
+        (&self.issuer, &self.subject)
+    }
+}
+
+impl<'a> Borrow<dyn Key + 'a> for Held {
+    fn borrow(&self) -> &(dyn Key + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn Key + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl PartialEq for dyn Key + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn Key + '_ {}
+
+// `Held` hashes and compares exactly as the `dyn Key` it borrows as, as `Borrow` requires.
+impl Hash for Held {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as &dyn Key).hash(h);
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for Held {}
+
 /// Per-principal caps on calls and streams, and the global stream cap.
 #[derive(Debug)]
 pub(crate) struct PrincipalLimits {
-    shards: Vec<Mutex<HashMap<Owner, Counts>>>,
+    shards: Vec<Mutex<HashMap<Held, Counts>>>,
     streams: AtomicUsize,
     max_calls: usize,
     max_streams: usize,
@@ -174,27 +250,39 @@ enum Kind {
     Stream,
 }
 
-/// A slot of one principal's calls or streams; released on drop.
+/// One in-flight call or open stream of one principal; frees its slot when dropped.
 #[derive(Debug)]
 pub(crate) struct Permit {
     limits: Arc<PrincipalLimits>,
-    owner: Owner,
+    /// The principal the slot is counted against (shared with the request, not copied).
+    principal: Arc<Principal>,
+    shard: usize,
     kind: Kind,
 }
 
-/// The caps [`PrincipalLimits`] enforces.
+/// The caps, as configured.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Caps {
-    /// In-flight calls per principal.
+    /// `MCP_MAX_CALLS_PER_PRINCIPAL`.
     pub(crate) calls_per_principal: usize,
-    /// Open streams per principal.
+    /// `MCP_MAX_STREAMS_PER_PRINCIPAL`.
     pub(crate) streams_per_principal: usize,
-    /// Open streams, all principals.
+    /// `MCP_MAX_STREAMS`.
     pub(crate) streams: usize,
 }
 
+/// FNV-1a over the identity: only picks a shard (the maps themselves hash with SipHash), so it
+/// needs to spread principals, not resist a chosen key.
+fn shard_of((issuer, subject): (&str, &str)) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in issuer.bytes().chain([0xff]).chain(subject.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
 impl PrincipalLimits {
-    /// Counters for these caps.
+    /// Limits with `caps`, nothing counted yet.
     pub(crate) fn new(caps: Caps) -> Arc<Self> {
         Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -205,52 +293,62 @@ impl PrincipalLimits {
         })
     }
 
-    fn shard(&self, owner: &Owner) -> &Mutex<HashMap<Owner, Counts>> {
-        let mut h = DefaultHasher::new();
-        owner.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+    /// A slot for one more in-flight call of `principal`.
+    pub(crate) fn call(self: &Arc<Self>, principal: &Arc<Principal>) -> Result<Permit, Limit> {
+        self.take(principal, Kind::Call)
     }
 
-    /// A slot for one more in-flight call of `owner`.
-    pub(crate) fn call(self: &Arc<Self>, owner: &Owner) -> Result<Permit, Limit> {
-        self.take(owner, Kind::Call)
-    }
-
-    /// A slot for one more open stream of `owner` (and of the server).
-    pub(crate) fn stream(self: &Arc<Self>, owner: &Owner) -> Result<Permit, Limit> {
+    /// A slot for one more open stream of `principal`, within the global stream cap.
+    pub(crate) fn stream(self: &Arc<Self>, principal: &Arc<Principal>) -> Result<Permit, Limit> {
         self.streams
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_streams_total).then_some(n + 1)
             })
             .map_err(|_| Limit::Streams)?;
-        self.take(owner, Kind::Stream).inspect_err(|_| {
+        self.take(principal, Kind::Stream).inspect_err(|_| {
             self.streams.fetch_sub(1, Ordering::AcqRel);
         })
     }
 
-    fn take(self: &Arc<Self>, owner: &Owner, kind: Kind) -> Result<Permit, Limit> {
-        let mut shard = self.shard(owner).lock().expect("limits lock poisoned");
-        let counts = shard.entry(owner.clone()).or_default();
-        let (n, max, limit) = match kind {
-            Kind::Call => (&mut counts.calls, self.max_calls, Limit::PrincipalCalls),
-            Kind::Stream => (
-                &mut counts.streams,
-                self.max_streams,
-                Limit::PrincipalStreams,
-            ),
+    fn take(self: &Arc<Self>, principal: &Arc<Principal>, kind: Kind) -> Result<Permit, Limit> {
+        let key = parts(principal);
+        let shard = shard_of(key);
+        let (max, limit) = match kind {
+            Kind::Call => (self.max_calls, Limit::PrincipalCalls),
+            Kind::Stream => (self.max_streams, Limit::PrincipalStreams),
         };
-        if *n >= max {
-            return Err(limit);
+        let mut map = self.shards[shard].lock().expect("limits lock poisoned");
+        match map.get_mut(&key as &dyn Key) {
+            Some(c) => {
+                let n = c.slot(kind);
+                if *n >= max {
+                    return Err(limit);
+                }
+                *n += 1;
+            }
+            None => {
+                if max == 0 {
+                    return Err(limit);
+                }
+                let mut c = Counts::default();
+                *c.slot(kind) = 1;
+                let held = Held {
+                    issuer: key.0.into(),
+                    subject: key.1.into(),
+                };
+                map.insert(held, c);
+            }
         }
-        *n += 1;
+        drop(map);
         Ok(Permit {
             limits: self.clone(),
-            owner: owner.clone(),
+            principal: principal.clone(),
+            shard,
             kind,
         })
     }
 
-    /// Open streams, all principals.
+    /// Streams open right now, all principals.
     #[cfg(test)]
     pub(crate) fn open_streams(&self) -> usize {
         self.streams.load(Ordering::Relaxed)
@@ -259,21 +357,17 @@ impl PrincipalLimits {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut shard = self
-            .limits
-            .shard(&self.owner)
+        let key = parts(&self.principal);
+        let mut map = self.limits.shards[self.shard]
             .lock()
             .expect("limits lock poisoned");
-        if let Some(c) = shard.get_mut(&self.owner) {
-            match self.kind {
-                Kind::Call => c.calls -= 1,
-                Kind::Stream => c.streams -= 1,
-            }
+        if let Some(c) = map.get_mut(&key as &dyn Key) {
+            *c.slot(self.kind) -= 1;
             if c.calls == 0 && c.streams == 0 {
-                shard.remove(&self.owner);
+                map.remove(&key as &dyn Key);
             }
         }
-        drop(shard);
+        drop(map);
         if self.kind == Kind::Stream {
             self.limits.streams.fetch_sub(1, Ordering::AcqRel);
         }
@@ -284,11 +378,12 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
-    fn owner(sub: &str) -> Owner {
-        Owner {
+    fn owner(sub: &str) -> Arc<Principal> {
+        Arc::new(Principal {
             issuer: "i".into(),
-            subject: sub.into(),
-        }
+            subject: Some(sub.into()),
+            ..Principal::default()
+        })
     }
 
     #[tokio::test]

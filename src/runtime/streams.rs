@@ -37,11 +37,11 @@ impl Runtime {
     pub(crate) async fn standalone(
         self: &Arc<Self>,
         session: Arc<SessionRecord>,
-        principal: &Principal,
+        principal: &Arc<Principal>,
     ) -> Result<Opened, ProtocolError> {
         let permit = self
             .limits
-            .stream(&super::owner(principal))
+            .stream(principal)
             .map_err(ProtocolError::Limit)?;
         let live = self.live.get(&session.id);
         if let Some(current) = live.current_standalone() {
@@ -119,12 +119,12 @@ impl Runtime {
     pub(crate) async fn resume(
         self: &Arc<Self>,
         session: Arc<SessionRecord>,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         last: EventId,
     ) -> Result<Opened, ProtocolError> {
         let permit = self
             .limits
-            .stream(&super::owner(principal))
+            .stream(principal)
             .map_err(ProtocolError::Limit)?;
         let (tx, rx) = mpsc::channel::<Bytes>(RESUME_CHANNEL);
         let resumed = StreamHandle::resume(
@@ -173,11 +173,11 @@ impl Runtime {
     pub(crate) fn listen(
         self: &Arc<Self>,
         listen: Listen,
-        principal: &Principal,
+        principal: &Arc<Principal>,
     ) -> Result<Opened, ProtocolError> {
         let permit = self
             .limits
-            .stream(&super::owner(principal))
+            .stream(principal)
             .map_err(ProtocolError::Limit)?;
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
         let _ = tx.try_send(sse::event(None, &listen.ack));
