@@ -197,9 +197,15 @@ impl HostPolicy {
 
 /// True for `application/json`, with or without parameters such as charset.
 pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return false;
+    };
+    if value.as_bytes() == b"application/json" {
+        return true;
+    }
+    value
+        .to_str()
+        .ok()
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
@@ -213,7 +219,39 @@ pub(crate) struct Accept {
     pub(crate) sse: bool,
 }
 
+/// Accept values that name both types plainly, as MCP clients send them.
+const FAST_BOTH: [&[u8]; 2] = [
+    b"application/json, text/event-stream",
+    b"text/event-stream, application/json",
+];
+
 impl Accept {
+    /// Adds what one Accept value's comma-separated media ranges allow.
+    fn read_ranges(&mut self, value: &str) {
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if refused {
+                continue;
+            }
+            let is = |m: &str| media.eq_ignore_ascii_case(m);
+            if is("*/*") {
+                self.json = true;
+                self.sse = true;
+            } else if is("application/json") || is("application/*") {
+                self.json = true;
+            } else if is("text/event-stream") || is("text/*") {
+                self.sse = true;
+            }
+        }
+    }
+
     /// Reads every Accept header; none at all means anything is acceptable (RFC 9110 section 12.5.1).
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let mut values = headers.get_all(ACCEPT).iter().peekable();
@@ -228,28 +266,14 @@ impl Accept {
             sse: false,
         };
         for value in values {
-            let Ok(value) = value.to_str() else { continue };
-            for range in value.split(',') {
-                let mut parts = range.split(';');
-                let media = parts.next().unwrap_or("").trim();
-                let refused = parts.any(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.trim().parse::<f32>().ok())
-                        .is_some_and(|q| q <= 0.0)
-                });
-                if refused {
-                    continue;
-                }
-                let is = |m: &str| media.eq_ignore_ascii_case(m);
-                if is("*/*") {
-                    accept.json = true;
-                    accept.sse = true;
-                } else if is("application/json") || is("application/*") {
-                    accept.json = true;
-                } else if is("text/event-stream") || is("text/*") {
-                    accept.sse = true;
-                }
+            // What MCP clients send, decided without splitting (`read_ranges` agrees).
+            if FAST_BOTH.contains(&value.as_bytes()) {
+                accept.json = true;
+                accept.sse = true;
+                continue;
+            }
+            if let Ok(value) = value.to_str() {
+                accept.read_ranges(value);
             }
         }
         accept
@@ -426,6 +450,24 @@ mod tests {
             &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://localhost:5173")]),
         );
         assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn the_accept_fast_path_agrees_with_the_general_parse() {
+        for v in FAST_BOTH {
+            let mut a = Accept {
+                json: false,
+                sse: false,
+            };
+            a.read_ranges(std::str::from_utf8(v).unwrap());
+            assert_eq!(
+                a,
+                Accept {
+                    json: true,
+                    sse: true
+                }
+            );
+        }
     }
 
     #[test]
