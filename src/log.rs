@@ -231,6 +231,14 @@ impl Line {
         self
     }
 
+    /// Adds a field whose value is `value`'s `Display` text, formatted without a heap copy
+    /// (text longer than 64 bytes is cut, as addresses and ids never are).
+    pub(crate) fn display(&mut self, key: &str, value: impl fmt::Display) -> &mut Self {
+        let mut buf = StackText::default();
+        let _ = fmt::Write::write_fmt(&mut buf, format_args!("{value}"));
+        self.field(key, buf.as_str())
+    }
+
     /// Adds a number field (bare in both formats).
     pub(crate) fn number(&mut self, key: &str, value: u64) -> &mut Self {
         let mut digits = [0u8; 20];
@@ -252,6 +260,41 @@ impl Line {
             self.buf.push('}');
         }
         emit(level, time, self.buf);
+    }
+}
+
+/// Up to 64 bytes of formatted text on the stack; what does not fit is dropped.
+struct StackText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `str`s (or their char-boundary prefixes) are ever copied in.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
     }
 }
 
@@ -365,7 +408,7 @@ pub(crate) fn field(line: &mut String, key: &str, value: &str) {
         && cut.len() == value.len()
         && cut
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@+".contains(&b));
+            .all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'+'));
     if plain {
         line.push_str(cut);
         return;
@@ -647,6 +690,21 @@ mod tests {
     fn formats_known_timestamp() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_689_208_123);
         assert_eq!(timestamp(t), "2026-11-26T10:33:28.123Z");
+    }
+
+    #[test]
+    fn display_fields_are_the_values_text_cut_at_64_bytes() {
+        let mut line = Line {
+            buf: String::new(),
+            json: false,
+        };
+        let addr: std::net::IpAddr = "2001:db8::17".parse().unwrap();
+        line.display("client", addr).display("long", "é".repeat(40));
+        // 32 two-byte characters fit in 64 bytes; the rest is dropped whole.
+        assert_eq!(
+            line.buf,
+            format!(" client=2001:db8::17 long=\"{}\"", "é".repeat(32))
+        );
     }
 
     #[test]
