@@ -20,6 +20,18 @@ pub struct Body(
     Option<crate::ops::OpenStream>,
 );
 
+/// Headers a response's map has room for from the start. hyper clears a response's header
+/// map after writing it and parses the connection's next request into it, so a map sized for
+/// a request's headers (eight to twelve from MCP clients) is not regrown on every request.
+const RESPONSE_HEADER_ROOM: usize = 16;
+
+/// A response around `body` whose header map has [`RESPONSE_HEADER_ROOM`].
+pub(crate) fn response(body: Body) -> http::Response<Body> {
+    let mut resp = http::Response::new(body);
+    *resp.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_HEADER_ROOM);
+    resp
+}
+
 #[derive(Debug)]
 enum Inner {
     /// The whole body at once (taken on first poll).

@@ -131,7 +131,7 @@ impl TransportError {
     /// The response for this error: its one mapping to the wire.
     pub(crate) fn response(&self) -> Response<Body> {
         let status = self.status_and_message().0;
-        let mut resp = Response::new(Body::full(self.body()));
+        let mut resp = crate::body::response(Body::full(self.body()));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
         h.insert(

@@ -16,7 +16,7 @@ use crate::runtime::Opened;
 /// A JSON reply from the core (202s carry no body and no content type).
 pub(crate) fn reply(reply: Reply) -> Response<Body> {
     let has_body = !reply.body.is_empty();
-    let mut resp = Response::new(Body::full(reply.body));
+    let mut resp = crate::body::response(Body::full(reply.body));
     *resp.status_mut() = reply.status;
     let h = resp.headers_mut();
     if has_body {
