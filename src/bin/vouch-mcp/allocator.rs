@@ -15,7 +15,13 @@
 //! untouched. The PID stays the same (exec replaces the image).
 
 /// The tunables the binary runs with when none are given.
-pub(crate) const TUNABLES: &str = "glibc.malloc.trim_threshold=131072";
+///
+/// `tcache_count=32` (glibc's default is 7) lets each thread keep up to 32 freed chunks of each
+/// small size for reuse: a request allocates and frees more than 7 chunks of some sizes, and
+/// each one past the 7th went through the arena's bins. It cut the request path's
+/// instructions by 4% (callgrind, whoami at 2026-07-28), for at most about 1 MiB of small
+/// chunks kept per thread.
+pub(crate) const TUNABLES: &str = "glibc.malloc.trim_threshold=131072:glibc.malloc.tcache_count=32";
 
 /// Re-executes this binary with [`TUNABLES`] when `GLIBC_TUNABLES` is unset; returns only
 /// when it did not (already set, not glibc, or the exec failed, which leaves the defaults).
