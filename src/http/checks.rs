@@ -1,5 +1,6 @@
 //! Pure request checks made before any work: Host/Origin (DNS rebinding), Content-Type, Accept, body size.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
@@ -60,7 +61,7 @@ pub(crate) fn host_name(authority: &str) -> String {
 
 /// Splits `host[:port]` (RFC 9110 section 7.2), refusing anything else: a port that is not
 /// digits, an unclosed or invalid IPv6 literal, characters outside a reg-name.
-fn parse_authority(authority: &str) -> Option<String> {
+fn parse_authority(authority: &str) -> Option<Cow<'_, str>> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
         ip.parse::<std::net::Ipv6Addr>().ok()?;
@@ -75,7 +76,11 @@ fn parse_authority(authority: &str) -> Option<String> {
             None => (authority, None),
         }
     };
-    let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+    let reg_name = |b: u8| {
+        matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
+            | b'*' | b'+' | b',' | b';' | b'=' | b'%')
+    };
     if host.is_empty() || (!host.starts_with('[') && !host.bytes().all(reg_name)) {
         return None;
     }
@@ -84,7 +89,12 @@ fn parse_authority(authority: &str) -> Option<String> {
             return None;
         }
     }
-    Some(host.to_ascii_lowercase())
+    // Hosts arrive lower-case almost always; only a mixed-case one is copied.
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 impl HostPolicy {
@@ -191,7 +201,7 @@ impl HostPolicy {
             return false;
         };
         // `any_host` loosens Host only; an Origin must still be named or be one of ours.
-        is_loopback_host(&name) || self.allowed_hosts.contains(&name)
+        is_loopback_host(&name) || self.allowed_hosts.iter().any(|h| *h == *name)
     }
 }
 
