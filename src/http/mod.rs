@@ -330,7 +330,7 @@ impl Shared {
             .number("latency_us", start.micros_until(end))
             .field("request_id", fields.ident.id());
         if let Some(c) = fields.ident.client {
-            line.display("client", c);
+            line.ip("client", c);
         }
         if let Some(t) = &fields.ident.trace {
             line.field("trace_id", t.trace_id());
