@@ -220,11 +220,22 @@ impl RequestContext {
         cancel: CancelToken,
         client_capabilities: Arc<Value>,
     ) -> Self {
+        // Every field named: `..Self::default()` would build (and drop) a principal, a cancel
+        // token and a capabilities value on every call.
         Self {
             principal,
             cancel,
+            outbox: None,
+            progress_token: None,
+            log_level: None,
             client_capabilities,
-            ..Self::default()
+            input_responses: None,
+            request_state: None,
+            client_requests: None,
+            close_stream: None,
+            request_id: None,
+            trace: None,
+            task: None,
         }
     }
 
