@@ -456,11 +456,20 @@ fn json_against_serde(body: &[u8], sel: u8) {
         max_bytes: usize::from(sel) * 64,
         max_batch: usize::from(sel & 7),
     };
-    match json::parse(body, tight) {
-        Ok(v) => assert_eq!(Some(&v), strict.as_ref().ok(), "a limit changed the value"),
-        Err(JsonError::BatchTooLong(n)) => assert_eq!(n, tight.max_batch),
-        Err(JsonError::TooLarge(n)) => assert_eq!(n, tight.max_bytes),
+    let tight_value = json::parse(body, tight);
+    match &tight_value {
+        Ok(v) => assert_eq!(Some(v), strict.as_ref().ok(), "a limit changed the value"),
+        Err(JsonError::BatchTooLong(n)) => assert_eq!(*n, tight.max_batch),
+        Err(JsonError::TooLarge(n)) => assert_eq!(*n, tight.max_bytes),
         Err(_) => assert!(strict.is_err(), "limits changed the verdict"),
+    }
+    // The request path's parse reads the same value (or refuses it the same way), envelope apart.
+    for (limits, value) in [(unlimited, strict), (tight, tight_value)] {
+        assert_eq!(
+            json::parse_body(body, limits),
+            value.map(json::Body::of),
+            "parse_body and parse disagree"
+        );
     }
 }
 

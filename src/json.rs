@@ -9,6 +9,10 @@
 //! `Value` per 2 bytes of input), so the parse keeps a running estimate of what it has built
 //! and stops at [`Limits::max_bytes`]; a top-level array (a batch) stops at
 //! [`Limits::max_batch`] elements, before the rest is even read.
+//!
+//! [`parse_body`] reads a request body: a top-level object's JSON-RPC members are taken out as
+//! they are parsed ([`Envelope`]), so the one message of a non-batch request never becomes a
+//! map only to be taken apart again; other members are checked the same way and dropped.
 
 use std::cell::Cell;
 use std::fmt;
@@ -69,6 +73,7 @@ const TOO_LARGE: &str = "\u{0}too-large";
 const BATCH: &str = "\u{0}batch";
 
 /// Parses one JSON value, rejecting duplicate member names at every depth, within `limits`.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn parse(bytes: &[u8], limits: Limits) -> Result<Value, JsonError> {
     let budget = Budget {
         used: Cell::new(0),
@@ -82,6 +87,67 @@ pub(crate) fn parse(bytes: &[u8], limits: Limits) -> Result<Value, JsonError> {
     let value = seed.deserialize(&mut de).map_err(|e| classify(e, limits))?;
     de.end().map_err(|e| classify(e, limits))?;
     Ok(value)
+}
+
+/// A request body's top-level value.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Body {
+    /// An array: a batch.
+    Batch(Vec<Value>),
+    /// An object: its JSON-RPC members.
+    Object(Envelope),
+    /// A string, number, boolean or null.
+    Scalar,
+}
+
+/// The JSON-RPC members of a top-level object, each as parsed (absent when not sent).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Envelope {
+    /// `jsonrpc` is present and is the string `"2.0"`.
+    pub(crate) jsonrpc_2_0: bool,
+    /// `id`.
+    pub(crate) id: Option<Value>,
+    /// `method`.
+    pub(crate) method: Option<Value>,
+    /// `params`.
+    pub(crate) params: Option<Value>,
+    /// `result`.
+    pub(crate) result: Option<Value>,
+    /// `error`.
+    pub(crate) error: Option<Value>,
+}
+
+impl Body {
+    /// What [`parse_body`] makes of the value [`parse`] returned for the same bytes.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn of(value: Value) -> Self {
+        match value {
+            Value::Array(items) => Self::Batch(items),
+            Value::Object(mut m) => Self::Object(Envelope {
+                jsonrpc_2_0: m.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
+                id: m.remove("id"),
+                method: m.remove("method"),
+                params: m.remove("params"),
+                result: m.remove("result"),
+                error: m.remove("error"),
+            }),
+            _ => Self::Scalar,
+        }
+    }
+}
+
+/// Parses a request body with [`parse`]'s rules, a top-level object into its [`Envelope`].
+pub(crate) fn parse_body(bytes: &[u8], limits: Limits) -> Result<Body, JsonError> {
+    let budget = Budget {
+        used: Cell::new(0),
+        limits,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let body = de
+        .deserialize_any(BodyVisitor(&budget))
+        .map_err(|e| classify(e, limits))?;
+    de.end().map_err(|e| classify(e, limits))?;
+    Ok(body)
 }
 
 fn classify(e: serde_json::Error, limits: Limits) -> JsonError {
@@ -209,6 +275,193 @@ impl<'de> Visitor<'de> for StrictVisitor<'_> {
     }
 }
 
+/// The top-level value of a body: a batch, an envelope, or a scalar.
+struct BodyVisitor<'b>(&'b Budget);
+
+impl<'de> Visitor<'de> for BodyVisitor<'_> {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Body, E> {
+        Ok(Body::Scalar)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Body, E> {
+        Ok(Body::Scalar)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Body, E> {
+        Ok(Body::Scalar)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Body, E> {
+        Ok(Body::Scalar)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Body, E> {
+        self.0.charge(v.len())?;
+        Ok(Body::Scalar)
+    }
+    fn visit_unit<E>(self) -> Result<Body, E> {
+        Ok(Body::Scalar)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Body, A::Error> {
+        let seed = StrictSeed {
+            budget: self.0,
+            top: true,
+        };
+        match StrictVisitor(seed).visit_seq(seq)? {
+            Value::Array(items) => Ok(Body::Batch(items)),
+            _ => unreachable!("visit_seq builds an array"),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let budget = self.0;
+        let inner = StrictSeed { budget, top: false };
+        let mut env = Envelope::default();
+        let mut seen_version = false;
+        // Names of members that are not JSON-RPC's, kept only to refuse a repeated one.
+        let mut others: Vec<String> = Vec::new();
+        while let Some(member) = map.next_key_seed(MemberSeed)? {
+            let name = member.name();
+            budget.charge(NODE_BYTES + name.len())?;
+            let duplicate = || de::Error::custom(format_args!("{DUPLICATE}{name}"));
+            let slot = match &member {
+                Member::Jsonrpc => {
+                    if std::mem::replace(&mut seen_version, true) {
+                        return Err(duplicate());
+                    }
+                    env.jsonrpc_2_0 = map.next_value_seed(VersionSeed(inner))?;
+                    continue;
+                }
+                Member::Id => &mut env.id,
+                Member::Method => &mut env.method,
+                Member::Params => &mut env.params,
+                Member::Result => &mut env.result,
+                Member::Error => &mut env.error,
+                Member::Other(other) => {
+                    if others.iter().any(|o| o == other) {
+                        return Err(duplicate());
+                    }
+                    map.next_value_seed(inner)?;
+                    others.push(other.clone());
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(duplicate());
+            }
+            *slot = Some(map.next_value_seed(inner)?);
+        }
+        Ok(Body::Object(env))
+    }
+}
+
+/// A top-level member name: JSON-RPC's own are matched without being copied.
+enum Member {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other(String),
+}
+
+impl Member {
+    fn name(&self) -> &str {
+        match self {
+            Self::Jsonrpc => "jsonrpc",
+            Self::Id => "id",
+            Self::Method => "method",
+            Self::Params => "params",
+            Self::Result => "result",
+            Self::Error => "error",
+            Self::Other(s) => s,
+        }
+    }
+
+    fn of(name: &str) -> Self {
+        match name {
+            "jsonrpc" => Self::Jsonrpc,
+            "id" => Self::Id,
+            "method" => Self::Method,
+            "params" => Self::Params,
+            "result" => Self::Result,
+            "error" => Self::Error,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+struct MemberSeed;
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    // serde_json hands over unescaped text, so `"\u0069d"` is `id`, as any reader sees it.
+    fn visit_str<E>(self, v: &str) -> Result<Member, E> {
+        Ok(Member::of(v))
+    }
+}
+
+/// The `jsonrpc` member's value: true for the string `"2.0"`; anything else is parsed as
+/// strictly as every other value and answers false.
+struct VersionSeed<'b>(StrictSeed<'b>);
+
+impl<'de> DeserializeSeed<'de> for VersionSeed<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for VersionSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        self.0.budget.charge(v.len())?;
+        Ok(v == "2.0")
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        StrictVisitor(self.0).visit_seq(seq).map(|_| false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        StrictVisitor(self.0).visit_map(map).map(|_| false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +546,47 @@ mod tests {
             Err(JsonError::TooLarge(10_000))
         );
         assert!(parse(b"{\"a\":[1,2,3]}", small).is_ok());
+    }
+
+    #[test]
+    fn a_body_parses_as_the_value_would_with_its_envelope_taken_out() {
+        let limits = Limits {
+            max_bytes: 10_000,
+            max_batch: 2,
+        };
+        let dense = format!("{{\"params\":[{}1]}}", "1,".repeat(200));
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"w","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":"x","result":{"a":[1,{"b":null}]},"x-extra":true}"#,
+            r#"{"jsonrpc":"1.0","error":{},"id":null}"#,
+            r#"{"jsonrpc":{"v":"2.0"},"method":7}"#,
+            r#"{"\u006aso\u006erpc":"2.0","\u0069d":3,"method":"ping"}"#,
+            r#"{"id":1,"id":2}"#,
+            r#"{"jsonrpc":"2.0","jsonrpc":"2.0"}"#,
+            r#"{"x":1,"y":2,"x":3}"#,
+            r#"{"params":{"a":1,"a":2}}"#,
+            r#"{"jsonrpc":{"a":1,"a":2}}"#,
+            r#"[{"jsonrpc":"2.0","method":"a"},{}]"#,
+            "[1,2,3]",
+            r#""2.0""#,
+            "17",
+            "null",
+            "{",
+            "{} x",
+            &dense,
+        ] {
+            for limits in [Limits::NONE, limits] {
+                assert_eq!(
+                    parse_body(body.as_bytes(), limits),
+                    parse(body.as_bytes(), limits).map(Body::of),
+                    "{body}"
+                );
+            }
+        }
+        assert_eq!(
+            parse_body(br#"{"x":1,"x":2}"#, Limits::NONE),
+            Err(JsonError::DuplicateMember("x".into()))
+        );
     }
 
     #[test]

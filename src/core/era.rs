@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::dispatch::{self, Served};
 use super::error::{MetaError, NotAllowed, ProtocolError};
 use super::headers::{self, PROTOCOL_VERSION, SESSION_ID};
-use super::message::{self, Id, Message};
+use super::message::{self, Id, Message, ShapeError};
 use super::version::Version;
 use super::{
     BatchItem, Core, Decision, Facts, Pending, PendingKind, Post, Reply, SessionFact, Step,
@@ -31,10 +31,12 @@ fn decided(e: ProtocolError, modern: bool, id: Option<&Id>) -> Step {
 
 /// The `_meta` protocol-version claim that marks a 2026-07-28 message.
 fn claimed_version(value: &Value) -> Option<&Value> {
-    value
-        .get("params")?
-        .get("_meta")?
-        .get(META_PROTOCOL_VERSION)
+    claimed_version_in(value.get("params")?)
+}
+
+/// The claim in a message's `params`.
+fn claimed_version_in(params: &Value) -> Option<&Value> {
+    params.get("_meta")?.get(META_PROTOCOL_VERSION)
 }
 
 fn header_says_modern(headers: &HeaderMap) -> bool {
@@ -45,20 +47,22 @@ fn header_says_modern(headers: &HeaderMap) -> bool {
 }
 
 pub(super) fn post(core: &Core, post: Post<'_>, facts: Facts<'_>) -> (Step, Option<&'static str>) {
-    let value = match json::parse(post.body, post.limits) {
-        Ok(v) => v,
+    let body = match json::parse_body(post.body, post.limits) {
+        Ok(b) => b,
         Err(e) => return (decided(ProtocolError::Json(e), false, None), None),
     };
-    match value {
-        Value::Array(items) => (batch(post.headers, items), Some("batch")),
-        value => {
-            let rpc = value
-                .get("method")
+    match body {
+        json::Body::Batch(items) => (batch(post.headers, items), Some("batch")),
+        json::Body::Object(env) => {
+            let rpc = env
+                .method
+                .as_ref()
                 .and_then(Value::as_str)
                 .map(method_name)
-                .or_else(|| value.get("id").map(|_| "response"));
-            (single(core, post.headers, value, facts), rpc)
+                .or_else(|| env.id.as_ref().map(|_| "response"));
+            (single(core, post.headers, Some(env), facts), rpc)
         }
+        json::Body::Scalar => (single(core, post.headers, None, facts), None),
     }
 }
 
@@ -98,12 +102,21 @@ fn method_name(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-fn single(core: &Core, headers: &HeaderMap, value: Value, facts: Facts<'_>) -> Step {
+/// One message; `None` for a body that is not an object.
+fn single(core: &Core, headers: &HeaderMap, env: Option<json::Envelope>, facts: Facts<'_>) -> Step {
+    let Some(env) = env else {
+        let modern = header_says_modern(headers);
+        return decided(ProtocolError::Shape(ShapeError::NotAnObject), modern, None);
+    };
     // Only a short string is copied out; the message itself is moved, never cloned.
-    let claim = claimed_version(&value).map(|c| c.as_str().map(str::to_owned));
-    let salvaged = message::salvage_id(&value);
+    let claim = env
+        .params
+        .as_ref()
+        .and_then(claimed_version_in)
+        .map(|c| c.as_str().map(str::to_owned));
+    let salvaged = env.id.as_ref().and_then(Id::from_value);
     let modern = claim.is_some() || header_says_modern(headers);
-    let msg = match Message::from_value(value) {
+    let msg = match Message::from_envelope(env) {
         Ok(m) => m,
         Err(e) => return decided(ProtocolError::Shape(e), modern, salvaged.as_ref()),
     };

@@ -5,6 +5,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::json::Envelope;
+
 /// A JSON-RPC error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ErrorCode(pub(crate) i32);
@@ -176,16 +178,28 @@ impl Message {
         let Value::Object(mut obj) = value else {
             return Err(ShapeError::NotAnObject);
         };
-        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        Self::from_envelope(Envelope {
+            jsonrpc_2_0: obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
+            id: obj.remove("id"),
+            method: obj.remove("method"),
+            params: obj.remove("params"),
+            result: obj.remove("result"),
+            error: obj.remove("error"),
+        })
+    }
+
+    /// Reads one message from the JSON-RPC members of an object; the one place the shape rules live.
+    pub(crate) fn from_envelope(env: Envelope) -> Result<Self, ShapeError> {
+        if !env.jsonrpc_2_0 {
             return Err(ShapeError::WrongVersion);
         }
-        let id = match obj.get("id") {
+        let id = match &env.id {
             None => None,
             Some(v) => Some(Id::from_value(v).ok_or(ShapeError::BadId)?),
         };
-        match obj.remove("method") {
+        match env.method {
             Some(Value::String(method)) => {
-                let params = match obj.remove("params") {
+                let params = match env.params {
                     None => Map::new(),
                     Some(Value::Object(p)) => p,
                     Some(_) => return Err(ShapeError::BadParams),
@@ -198,7 +212,7 @@ impl Message {
             Some(_) => Err(ShapeError::BadMethod),
             None => {
                 let id = id.ok_or(ShapeError::Unrecognized)?;
-                match (obj.remove("result"), obj.remove("error")) {
+                match (env.result, env.error) {
                     (Some(r), None) => Ok(Self::Response { id, outcome: Ok(r) }),
                     (None, Some(e)) => Ok(Self::Response {
                         id,
