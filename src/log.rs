@@ -660,40 +660,30 @@ fn timestamp(t: SystemTime) -> String {
     s
 }
 
-/// Appends `n` in decimal, zero-padded to `width` digits.
-fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let start = (buf.len() - width).min(i);
-    out.push_str(std::str::from_utf8(&buf[start..]).expect("ascii digits"));
-}
-
+/// Appends `t` as RFC 3339 UTC with milliseconds.
 pub(crate) fn write_timestamp(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
-    for (n, width, sep) in [
-        (y.max(0) as u64, 4, '-'),
-        (u64::from(m), 2, '-'),
-        (u64::from(day), 2, 'T'),
-        (rem / 3600, 2, ':'),
-        (rem % 3600 / 60, 2, ':'),
-        (rem % 60, 2, '.'),
-        (u64::from(d.subsec_millis()), 3, 'Z'),
+    // Digits written into fixed places, one copy into `out` (every line has a timestamp).
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, n) in [
+        (0, 4, y.clamp(0, 9999) as u64),
+        (5, 2, u64::from(m)),
+        (8, 2, u64::from(day)),
+        (11, 2, rem / 3600),
+        (14, 2, rem % 3600 / 60),
+        (17, 2, rem % 60),
+        (20, 3, u64::from(d.subsec_millis())),
     ] {
-        push_padded(out, n, width);
-        out.push(sep);
+        let mut n = n;
+        for place in text[at..at + width].iter_mut().rev() {
+            *place = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
     }
+    out.push_str(std::str::from_utf8(&text).unwrap_or("0000-00-00T00:00:00.000Z"));
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -718,6 +708,9 @@ mod tests {
     fn formats_known_timestamp() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_689_208_123);
         assert_eq!(timestamp(t), "2026-11-26T10:33:28.123Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + Duration::from_millis(951_868_799_009);
+        assert_eq!(timestamp(leap), "2000-02-29T23:59:59.009Z");
     }
 
     #[test]
