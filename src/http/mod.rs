@@ -812,7 +812,9 @@ impl Shared {
                 }
                 self.step_up_rejection(denial)
             }
-            Decision::Batch(items) => self.batch(items, call, fields).await,
+            // Boxed: a batch's future is the largest here, and every request's future (moved
+            // whole at each await up the chain) would be as large.
+            Decision::Batch(items) => Box::pin(self.batch(items, call, fields)).await,
             Decision::Task(task) => {
                 match self
                     .runtime

@@ -313,7 +313,9 @@ impl Runtime {
             // The call slot is held while the request waits; a task, once made, counts against
             // the task caps instead.
             let _permit = self.limits.call(&call.principal)?;
-            return Ok(self.call_task(run, call).await);
+            // Boxed, as the streaming path below: every request's future (and each one that
+            // awaits it) would otherwise be as large as the largest path, and is moved whole.
+            return Ok(Box::pin(self.call_task(run, call)).await);
         }
         let streamable = call.accepts_sse
             && (run.progress_token.is_some() || run.log_level.is_some() || call.session.is_some());
@@ -322,6 +324,17 @@ impl Runtime {
             let out = running.join().await;
             return Ok(Outcome::Reply(running.reply(out)));
         }
+        Box::pin(self.call_streamable(run, call, record)).await
+    }
+
+    /// A call whose handler may talk to the client first: JSON if it finishes without a word,
+    /// else an SSE stream of its messages and then its result.
+    async fn call_streamable(
+        self: &Arc<Self>,
+        run: Box<Run>,
+        call: Call,
+        record: Option<OpRecord>,
+    ) -> Result<Outcome, Limit> {
         let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
         let (mut running, close) = self.prepare(run, call, Some(tx), record)?;
         let first = {
