@@ -320,8 +320,8 @@ impl Tool {
         let spec = ToolSpec {
             name: self.name,
             definition: Value::Object(m),
-            input_schema: input,
-            output_schema: output,
+            input_schema: crate::core::validate::Compiled::new(&input),
+            output_schema: output.as_ref().map(crate::core::validate::Compiled::new),
             scopes: self.required_scopes,
             param_headers,
             takes_arguments: self.takes_arguments,

@@ -43,10 +43,10 @@ pub(crate) struct ToolSpec {
     pub(crate) name: String,
     /// The `tools/list` entry.
     pub(crate) definition: Value,
-    /// The argument schema.
-    pub(crate) input_schema: Value,
-    /// The `structuredContent` schema.
-    pub(crate) output_schema: Option<Value>,
+    /// The argument schema's rules.
+    pub(crate) input_schema: super::validate::Compiled,
+    /// The `structuredContent` schema's rules.
+    pub(crate) output_schema: Option<super::validate::Compiled>,
     /// Scopes the token needs besides the server-wide ones.
     pub(crate) scopes: Vec<String>,
     /// Arguments mirrored in `Mcp-Param-*` headers (2026-07-28), read once at build.

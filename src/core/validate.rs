@@ -109,8 +109,115 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A schema read once, when its tool is built, into the rules this checker enforces: checking
+/// a value then looks up no keyword by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Compiled {
+    /// `type`: the accepted type names (a string, or an array's strings), and the keyword as
+    /// written for the message. `None` when absent or of another JSON type (no constraint).
+    types: Option<(Vec<String>, String)>,
+    /// `enum`, when an array.
+    one_of: Option<Vec<Value>>,
+    /// `const`.
+    equal: Option<Value>,
+    /// `required`'s strings, when an array.
+    required: Vec<String>,
+    /// `properties` (when an object), compiled, sorted by name.
+    properties: Vec<(String, Compiled)>,
+    /// `additionalProperties`.
+    additional: Additional,
+    /// `items`.
+    items: Option<Box<Compiled>>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+}
+
+/// What `additionalProperties` says of a property `properties` does not name.
+#[derive(Debug, Clone, Default, PartialEq)]
+enum Additional {
+    /// Absent, `true`, or a non-object: anything.
+    #[default]
+    Any,
+    /// `false`.
+    Refused,
+    /// An object schema.
+    Schema(Box<Compiled>),
+}
+
+impl Compiled {
+    /// The rules of `schema`; a non-object schema (`true`) enforces nothing.
+    pub(crate) fn new(schema: &Value) -> Self {
+        let Some(schema) = schema.as_object() else {
+            return Self::default();
+        };
+        let types = schema.get("type").and_then(|t| match t {
+            Value::String(name) => Some((vec![name.clone()], type_name(t))),
+            Value::Array(names) => Some((
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                type_name(t),
+            )),
+            _ => None,
+        });
+        // A JSON map iterates in name order, so the list is sorted for `property`'s search.
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(name, sub)| (name.clone(), Self::new(sub)))
+            .collect();
+        let additional = match schema.get("additionalProperties") {
+            Some(Value::Bool(false)) => Additional::Refused,
+            Some(sub @ Value::Object(_)) => Additional::Schema(Box::new(Self::new(sub))),
+            _ => Additional::Any,
+        };
+        Self {
+            types,
+            one_of: match schema.get("enum") {
+                Some(Value::Array(options)) => Some(options.clone()),
+                _ => None,
+            },
+            equal: schema.get("const").cloned(),
+            required: match schema.get("required") {
+                Some(Value::Array(names)) => names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            },
+            properties,
+            additional,
+            items: schema.get("items").map(|i| Box::new(Self::new(i))),
+            min_items: schema.get("minItems").and_then(Value::as_u64),
+            max_items: schema.get("maxItems").and_then(Value::as_u64),
+            min_length: schema.get("minLength").and_then(Value::as_u64),
+            max_length: schema.get("maxLength").and_then(Value::as_u64),
+            minimum: schema.get("minimum").and_then(Value::as_f64),
+            maximum: schema.get("maximum").and_then(Value::as_f64),
+        }
+    }
+
+    /// The compiled schema of the property `key`, if `properties` names it.
+    fn property(&self, key: &str) -> Option<&Compiled> {
+        let i = self
+            .properties
+            .binary_search_by(|(name, _)| name.as_str().cmp(key))
+            .ok()?;
+        Some(&self.properties[i].1)
+    }
+}
+
 /// Checks `value` against `schema`; the error names the argument path and the rule broken.
-pub(crate) fn validate(schema: &Value, value: &Value) -> Result<(), Violation> {
+pub(crate) fn validate(schema: &Compiled, value: &Value) -> Result<(), Violation> {
     check(schema, value, &Path::Root, 0)
 }
 
@@ -171,27 +278,16 @@ fn quote(v: &Value) -> String {
     s
 }
 
-fn check(schema: &Value, value: &Value, path: &Path<'_>, depth: usize) -> Result<(), Violation> {
-    let Some(schema) = schema.as_object() else {
-        return Ok(()); // `true` or a non-object schema: nothing to enforce.
-    };
+fn check(schema: &Compiled, value: &Value, path: &Path<'_>, depth: usize) -> Result<(), Violation> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
-    if let Some(t) = schema.get("type") {
-        let ok = match t {
-            Value::String(t) => is_type(value, t),
-            Value::Array(ts) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|t| is_type(value, t)),
-            _ => true,
-        };
-        if !ok {
-            return Err(Violation::at(path, Rule::Type(type_name(t))));
+    if let Some((names, label)) = &schema.types {
+        if !names.iter().any(|t| is_type(value, t)) {
+            return Err(Violation::at(path, Rule::Type(label.clone())));
         }
     }
-    if let Some(Value::Array(options)) = schema.get("enum") {
+    if let Some(options) = &schema.one_of {
         if !options.contains(value) {
             return Err(Violation::at(
                 path,
@@ -199,73 +295,70 @@ fn check(schema: &Value, value: &Value, path: &Path<'_>, depth: usize) -> Result
             ));
         }
     }
-    if let Some(c) = schema.get("const") {
+    if let Some(c) = &schema.equal {
         if c != value {
             return Err(Violation::at(path, Rule::Equal(c.clone())));
         }
     }
     match value {
         Value::Object(obj) => {
-            if let Some(Value::Array(required)) = schema.get("required") {
-                for name in required.iter().filter_map(Value::as_str) {
-                    if !obj.contains_key(name) {
-                        return Err(Violation::at(&Path::Key(path, name), Rule::Required));
-                    }
+            for name in &schema.required {
+                if !obj.contains_key(name) {
+                    return Err(Violation::at(&Path::Key(path, name), Rule::Required));
                 }
             }
-            let props = schema.get("properties").and_then(Value::as_object);
             for (key, v) in obj {
                 let here = Path::Key(path, key);
-                match props.and_then(|p| p.get(key)) {
+                match schema.property(key) {
                     Some(sub) => check(sub, v, &here, depth + 1)?,
-                    None => match schema.get("additionalProperties") {
-                        Some(Value::Bool(false)) => {
-                            return Err(Violation::at(&here, Rule::NotAccepted))
-                        }
-                        Some(sub @ Value::Object(_)) => check(sub, v, &here, depth + 1)?,
-                        _ => {}
+                    None => match &schema.additional {
+                        Additional::Refused => return Err(Violation::at(&here, Rule::NotAccepted)),
+                        Additional::Schema(sub) => check(sub, v, &here, depth + 1)?,
+                        Additional::Any => {}
                     },
                 }
             }
         }
         Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
+            if let Some(item_schema) = &schema.items {
                 for (i, item) in items.iter().enumerate() {
                     check(item_schema, item, &Path::Index(path, i), depth + 1)?;
                 }
             }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
+            if let Some(min) = schema.min_items {
                 if (items.len() as u64) < min {
                     return Err(Violation::at(path, Rule::MinItems(min)));
                 }
             }
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
+            if let Some(max) = schema.max_items {
                 if items.len() as u64 > max {
                     return Err(Violation::at(path, Rule::MaxItems(max)));
                 }
             }
         }
         Value::String(s) => {
-            let len = s.chars().count() as u64;
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                if len < min {
-                    return Err(Violation::at(path, Rule::MinLength(min)));
+            if schema.min_length.is_some() || schema.max_length.is_some() {
+                let len = s.chars().count() as u64;
+                if let Some(min) = schema.min_length {
+                    if len < min {
+                        return Err(Violation::at(path, Rule::MinLength(min)));
+                    }
                 }
-            }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                if len > max {
-                    return Err(Violation::at(path, Rule::MaxLength(max)));
+                if let Some(max) = schema.max_length {
+                    if len > max {
+                        return Err(Violation::at(path, Rule::MaxLength(max)));
+                    }
                 }
             }
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+            if let Some(min) = schema.minimum {
                 if x < min {
                     return Err(Violation::at(path, Rule::Minimum(min)));
                 }
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+            if let Some(max) = schema.maximum {
                 if x > max {
                     return Err(Violation::at(path, Rule::Maximum(max)));
                 }
@@ -307,7 +400,13 @@ mod tests {
     use serde_json::json;
 
     fn err(schema: &Value, v: Value) -> String {
-        validate(schema, &v).unwrap_err().to_string()
+        validate(&Compiled::new(schema), &v)
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn ok(schema: &Value, v: Value) -> bool {
+        validate(&Compiled::new(schema), &v).is_ok()
     }
 
     #[test]
@@ -318,7 +417,7 @@ mod tests {
             "required":["n"],
             "additionalProperties":false
         });
-        assert!(validate(&schema, &json!({"n":2,"tags":["a"]})).is_ok());
+        assert!(ok(&schema, json!({"n":2,"tags":["a"]})));
         assert_eq!(err(&schema, json!({})), "arguments.n is required");
         assert_eq!(
             err(&schema, json!({"n":"2"})),
@@ -336,10 +435,60 @@ mod tests {
     }
 
     #[test]
+    fn every_keyword_is_enforced_as_written() {
+        let schema = json!({
+            "type":"object",
+            "properties":{
+                "a":{"type":["string","null"],"minLength":2,"maxLength":3},
+                "b":{"enum":[1,"x"]},
+                "c":{"const":{"k":true}},
+                "d":true,
+                "e":{"type":"array","items":{"type":"number","maximum":5},"minItems":1,"maxItems":2},
+                "f":{"type":[]}
+            },
+            "additionalProperties":{"type":"integer"}
+        });
+        assert!(ok(
+            &schema,
+            json!({"a":"éé","b":"x","c":{"k":true},"d":[1],"e":[5],"z":3})
+        ));
+        assert!(ok(&schema, json!({"a":null})));
+        for (v, why) in [
+            (
+                json!({"a":"é"}),
+                "arguments.a must be at least 2 characters",
+            ),
+            (
+                json!({"a":"abcd"}),
+                "arguments.a must be at most 3 characters",
+            ),
+            (
+                json!({"a":1}),
+                r#"arguments.a must be of type ["string","null"]"#,
+            ),
+            (json!({"b":2}), r#"arguments.b must be one of [1,"x"]"#),
+            (json!({"c":{}}), r#"arguments.c must equal {"k":true}"#),
+            (json!({"e":[]}), "arguments.e needs at least 1 items"),
+            (json!({"e":[1,2,3]}), "arguments.e allows at most 2 items"),
+            (json!({"e":[6]}), "arguments.e[0] must be <= 5"),
+            (json!({"f":1}), "arguments.f must be of type []"),
+            (json!({"z":1.5}), "arguments.z must be of type integer"),
+            (json!([]), "arguments must be of type object"),
+        ] {
+            assert_eq!(err(&schema, v.clone()), why, "{v}");
+        }
+        assert!(ok(&json!(true), json!({"anything": [1]})));
+        assert!(ok(
+            &json!({"type": 7}),
+            json!("a type keyword of another JSON type")
+        ));
+    }
+
+    #[test]
     fn passes_over_unknown_keywords() {
         let schema =
             json!({"type":"object","allOf":[{"required":["zzz"]}],"$ref":"https://evil.example/s"});
-        assert!(validate(&schema, &json!({})).is_ok());
+        assert!(ok(&schema, json!({})));
     }
 
     #[test]
@@ -348,7 +497,7 @@ mod tests {
             task_support: crate::core::tasks::TaskSupport::Forbidden,
             name: "t".into(),
             definition: Value::Null,
-            input_schema: json!({"type":"object"}),
+            input_schema: Compiled::new(&json!({"type":"object"})),
             output_schema: None,
             scopes: vec![],
             param_headers: vec![],
