@@ -5,7 +5,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,10 +166,15 @@ impl Counts {
     }
 }
 
-/// A principal's identity as the count maps compare it: `(issuer, subject)`, owned by a map
-/// entry or borrowed from the request's principal, so a lookup copies no string.
+/// A principal's identity as the count maps compare it: `(issuer, subject)` and its hash,
+/// owned by a map entry or borrowed from the request's principal, so a lookup copies no string.
+///
+/// The hash is computed once per permit (SipHash with this process's random key, as a
+/// `HashMap` would) and the maps use it as it is, instead of rehashing both strings on every
+/// insert, lookup and removal.
 trait Key {
     fn parts(&self) -> (&str, &str);
+    fn digest(&self) -> u64;
 }
 
 fn parts(principal: &Principal) -> (&str, &str) {
@@ -179,9 +184,19 @@ fn parts(principal: &Principal) -> (&str, &str) {
     )
 }
 
-impl Key for (&str, &str) {
+/// A lookup key borrowed from a principal.
+struct Probe<'a> {
+    issuer: &'a str,
+    subject: &'a str,
+    digest: u64,
+}
+
+impl Key for Probe<'_> {
     fn parts(&self) -> (&str, &str) {
-        (self.0, self.1)
+        (self.issuer, self.subject)
+    }
+    fn digest(&self) -> u64 {
+        self.digest
     }
 }
 
@@ -190,11 +205,15 @@ impl Key for (&str, &str) {
 struct Held {
     issuer: Box<str>,
     subject: Box<str>,
+    digest: u64,
 }
 
 impl Key for Held {
     fn parts(&self) -> (&str, &str) {
         (&self.issuer, &self.subject)
+    }
+    fn digest(&self) -> u64 {
+        self.digest
     }
 }
 
@@ -206,7 +225,7 @@ impl<'a> Borrow<dyn Key + 'a> for Held {
 
 impl Hash for dyn Key + '_ {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.parts().hash(h);
+        h.write_u64(self.digest());
     }
 }
 
@@ -233,10 +252,33 @@ impl PartialEq for Held {
 
 impl Eq for Held {}
 
+/// The maps' hasher: a [`Key`]'s digest is already a keyed hash, so it is used as written.
+#[derive(Default)]
+struct Digest(u64);
+
+impl Hasher for Digest {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called (by `Key`'s `Hash`); fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type CountMap = HashMap<Held, Counts, BuildHasherDefault<Digest>>;
+
 /// Per-principal caps on calls and streams, and the global stream cap.
 #[derive(Debug)]
 pub(crate) struct PrincipalLimits {
-    shards: Vec<Mutex<HashMap<Held, Counts>>>,
+    shards: Vec<Mutex<CountMap>>,
+    /// Keys the digests (a random key per process, as `HashMap`'s own).
+    hasher: RandomState,
     streams: AtomicUsize,
     max_calls: usize,
     max_streams: usize,
@@ -256,7 +298,8 @@ pub(crate) struct Permit {
     limits: Arc<PrincipalLimits>,
     /// The principal the slot is counted against (shared with the request, not copied).
     principal: Arc<Principal>,
-    shard: usize,
+    /// Its key's digest, from when the slot was taken.
+    digest: u64,
     kind: Kind,
 }
 
@@ -271,21 +314,20 @@ pub(crate) struct Caps {
     pub(crate) streams: usize,
 }
 
-/// FNV-1a over the identity: only picks a shard (the maps themselves hash with SipHash), so it
-/// needs to spread principals, not resist a chosen key.
-fn shard_of((issuer, subject): (&str, &str)) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in issuer.bytes().chain([0xff]).chain(subject.bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % SHARDS as u64) as usize
+/// The shard a digest's principal is counted in. The maps take their bucket from the low bits
+/// and their tag from the top seven, so the shard comes from bits in between.
+fn shard_of(digest: u64) -> usize {
+    ((digest >> 32) % SHARDS as u64) as usize
 }
 
 impl PrincipalLimits {
     /// Limits with `caps`, nothing counted yet.
     pub(crate) fn new(caps: Caps) -> Arc<Self> {
         Arc::new(Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(CountMap::default()))
+                .collect(),
+            hasher: RandomState::new(),
             streams: AtomicUsize::new(0),
             max_calls: caps.calls_per_principal,
             max_streams: caps.streams_per_principal,
@@ -311,8 +353,13 @@ impl PrincipalLimits {
     }
 
     fn take(self: &Arc<Self>, principal: &Arc<Principal>, kind: Kind) -> Result<Permit, Limit> {
-        let key = parts(principal);
-        let shard = shard_of(key);
+        let (issuer, subject) = parts(principal);
+        let key = Probe {
+            issuer,
+            subject,
+            digest: self.hasher.hash_one((issuer, subject)),
+        };
+        let shard = shard_of(key.digest);
         let (max, limit) = match kind {
             Kind::Call => (self.max_calls, Limit::PrincipalCalls),
             Kind::Stream => (self.max_streams, Limit::PrincipalStreams),
@@ -333,8 +380,9 @@ impl PrincipalLimits {
                 let mut c = Counts::default();
                 *c.slot(kind) = 1;
                 let held = Held {
-                    issuer: key.0.into(),
-                    subject: key.1.into(),
+                    issuer: issuer.into(),
+                    subject: subject.into(),
+                    digest: key.digest,
                 };
                 map.insert(held, c);
             }
@@ -343,7 +391,7 @@ impl PrincipalLimits {
         Ok(Permit {
             limits: self.clone(),
             principal: principal.clone(),
-            shard,
+            digest: key.digest,
             kind,
         })
     }
@@ -357,8 +405,13 @@ impl PrincipalLimits {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let key = parts(&self.principal);
-        let mut map = self.limits.shards[self.shard]
+        let (issuer, subject) = parts(&self.principal);
+        let key = Probe {
+            issuer,
+            subject,
+            digest: self.digest,
+        };
+        let mut map = self.limits.shards[shard_of(self.digest)]
             .lock()
             .expect("limits lock poisoned");
         if let Some(c) = map.get_mut(&key as &dyn Key) {
