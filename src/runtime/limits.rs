@@ -122,6 +122,11 @@ impl BytePermit {
         if more > self.budget.capacity {
             return Err(Limit::InflightBytes);
         }
+        if self.budget.try_take(more) {
+            self.bytes = bytes;
+            return Ok(());
+        }
+        // Only a request that has to wait reads the clock for its deadline.
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before the check, so a release in between is not missed.
