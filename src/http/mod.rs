@@ -685,7 +685,7 @@ impl Shared {
         };
         let resp = self.perform(decision, call, fields).await;
         match &session {
-            Some(s) => respond::with_session(resp, &s.id),
+            Some(s) => respond::with_session(resp, s),
             None => resp,
         }
     }
@@ -742,7 +742,7 @@ impl Shared {
                 match opened {
                     Ok(record) => {
                         note(fields, &reply);
-                        respond::with_session(respond::reply(reply), &record.id)
+                        respond::with_session(respond::reply(reply), &record)
                     }
                     Err(e) => {
                         fields.detail = Some(e.to_string());
@@ -991,7 +991,7 @@ impl Shared {
                 respond::reply(r)
             }
         };
-        respond::with_session(resp, &record.id)
+        respond::with_session(resp, &record)
     }
 
     /// DELETE: ends the caller's session.

@@ -75,9 +75,12 @@ pub(crate) fn no_content() -> Response<Body> {
     resp
 }
 
-/// Adds `Mcp-Session-Id`.
-pub(crate) fn with_session(mut resp: Response<Body>, id: &str) -> Response<Body> {
-    if let Ok(v) = HeaderValue::from_str(id) {
+/// Adds `Mcp-Session-Id` (the record's value, made once per session).
+pub(crate) fn with_session(
+    mut resp: Response<Body>,
+    session: &crate::runtime::session::SessionRecord,
+) -> Response<Body> {
+    if let Some(v) = session.id_header() {
         resp.headers_mut().insert(SESSION_ID, v);
     }
     resp

@@ -266,7 +266,7 @@ impl Runtime {
         let mut close = None;
         let mut live = None;
         if let Some(s) = &call.session {
-            let l = self.live.get(&s.id);
+            let l = s.live(&self.live);
             l.track(run.id.clone(), cancel.clone());
             let c = CancelToken::new();
             ctx = ctx.with_session(l.client_requests().clone(), c.clone());

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -57,6 +57,12 @@ pub(crate) struct SessionRecord {
     subscriptions: Mutex<HashSet<String>>,
     /// Milliseconds since the Unix epoch of the last use.
     last_seen_ms: AtomicU64,
+    /// This replica's live state of the session, once a request looked it up: a record the
+    /// in-memory store keeps is shared by every request of the session, so the lookup is made
+    /// once, not per call (a record read from a shared store is new each time and looks it up).
+    live: OnceLock<Arc<Live>>,
+    /// `id` as a response header value, made once (every response of the session echoes it).
+    header: OnceLock<Option<http::HeaderValue>>,
 }
 
 impl SessionRecord {
@@ -76,7 +82,21 @@ impl SessionRecord {
             log_level: AtomicU8::new(0),
             subscriptions: Mutex::new(HashSet::new()),
             last_seen_ms: AtomicU64::new(now_ms),
+            live: OnceLock::new(),
+            header: OnceLock::new(),
         }
+    }
+
+    /// The `Mcp-Session-Id` value that names this session (`None` if the id is not one).
+    pub(crate) fn id_header(&self) -> Option<http::HeaderValue> {
+        self.header
+            .get_or_init(|| http::HeaderValue::from_str(&self.id).ok())
+            .clone()
+    }
+
+    /// The session's live state on this replica (made on first use).
+    pub(crate) fn live(&self, sessions: &LiveSessions) -> Arc<Live> {
+        self.live.get_or_init(|| sessions.get(&self.id)).clone()
     }
 
     /// Milliseconds since the Unix epoch of the last use.
@@ -520,9 +540,11 @@ impl LiveSessions {
 
     /// The live state of session `id`, created on first use.
     pub(crate) fn get(&self, id: &Arc<str>) -> Arc<Live> {
-        self.shard(id)
-            .lock()
-            .expect("live sessions poisoned")
+        let mut shard = self.shard(id).lock().expect("live sessions poisoned");
+        if let Some(live) = shard.get(id) {
+            return live.clone();
+        }
+        shard
             .entry(id.clone())
             .or_insert_with(|| {
                 Arc::new(Live {

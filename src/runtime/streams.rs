@@ -43,7 +43,7 @@ impl Runtime {
             .limits
             .stream(principal)
             .map_err(ProtocolError::Limit)?;
-        let live = self.live.get(&session.id);
+        let live = session.live(&self.live);
         if let Some(current) = live.current_standalone() {
             let stream = StreamHandle::existing(
                 self.events.clone(),
@@ -142,7 +142,7 @@ impl Runtime {
         if resumed.standalone && !resumed.finished {
             // A standalone stream another replica fed (it may have stopped): this replica
             // feeds it from now on. In one process it is always this replica's already.
-            let live = self.live.get(&session.id);
+            let live = session.live(&self.live);
             if live.adopt_standalone(last.stream) {
                 let _ = self.events.hold(&session.id, true).await;
                 let stream = StreamHandle::existing(

@@ -755,7 +755,7 @@ impl Runtime {
         .with_reporting(run.progress_token.take(), run.log_level)
         .with_task(link.clone());
         if let Some(s) = &call.session {
-            let l = self.live.get(&s.id);
+            let l = s.live(&self.live);
             ctx = ctx.with_session(l.client_requests().clone(), CancelToken::new());
         }
         let pump = live.clone();
