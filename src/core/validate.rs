@@ -336,18 +336,17 @@ fn check(schema: &Compiled, value: &Value, path: &Path<'_>, depth: usize) -> Res
                 }
             }
         }
-        Value::String(s) => {
-            if schema.min_length.is_some() || schema.max_length.is_some() {
-                let len = s.chars().count() as u64;
-                if let Some(min) = schema.min_length {
-                    if len < min {
-                        return Err(Violation::at(path, Rule::MinLength(min)));
-                    }
+        // Characters are counted only when a bound needs them.
+        Value::String(s) if schema.min_length.is_some() || schema.max_length.is_some() => {
+            let len = s.chars().count() as u64;
+            if let Some(min) = schema.min_length {
+                if len < min {
+                    return Err(Violation::at(path, Rule::MinLength(min)));
                 }
-                if let Some(max) = schema.max_length {
-                    if len > max {
-                        return Err(Violation::at(path, Rule::MaxLength(max)));
-                    }
+            }
+            if let Some(max) = schema.max_length {
+                if len > max {
+                    return Err(Violation::at(path, Rule::MaxLength(max)));
                 }
             }
         }
