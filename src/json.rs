@@ -123,15 +123,22 @@ impl Body {
     pub(crate) fn of(value: Value) -> Self {
         match value {
             Value::Array(items) => Self::Batch(items),
-            Value::Object(mut m) => Self::Object(Envelope {
-                jsonrpc_2_0: m.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
-                id: m.remove("id"),
-                method: m.remove("method"),
-                params: m.remove("params"),
-                result: m.remove("result"),
-                error: m.remove("error"),
-            }),
+            Value::Object(m) => Self::Object(Envelope::from_object(m)),
             _ => Self::Scalar,
+        }
+    }
+}
+
+impl Envelope {
+    /// The JSON-RPC members of an already parsed object (a batch item), moved out of it.
+    pub(crate) fn from_object(mut m: Map<String, Value>) -> Self {
+        Self {
+            jsonrpc_2_0: m.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
+            id: m.remove("id"),
+            method: m.remove("method"),
+            params: m.remove("params"),
+            result: m.remove("result"),
+            error: m.remove("error"),
         }
     }
 }

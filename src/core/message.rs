@@ -175,17 +175,10 @@ impl fmt::Display for ShapeError {
 impl Message {
     /// Reads one message from a parsed JSON value, moving its parts out (nothing is copied).
     pub(crate) fn from_value(value: Value) -> Result<Self, ShapeError> {
-        let Value::Object(mut obj) = value else {
+        let Value::Object(obj) = value else {
             return Err(ShapeError::NotAnObject);
         };
-        Self::from_envelope(Envelope {
-            jsonrpc_2_0: obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
-            id: obj.remove("id"),
-            method: obj.remove("method"),
-            params: obj.remove("params"),
-            result: obj.remove("result"),
-            error: obj.remove("error"),
-        })
+        Self::from_envelope(Envelope::from_object(obj))
     }
 
     /// Reads one message from the JSON-RPC members of an object; the one place the shape rules live.
