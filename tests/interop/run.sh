@@ -33,18 +33,12 @@ failed=0
 server_pid=""
 tasks_pid=""
 
-stop() { # stop pid
-  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-  fi
-}
+# shellcheck source=../support/stop_pid.sh
+. "$ROOT/tests/support/stop_pid.sh"
 
 cleanup() {
-  stop "$server_pid"
-  stop "$tasks_pid"
+  stop_pid "$server_pid"
+  stop_pid "$tasks_pid"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -133,7 +127,7 @@ for _ in 1 2 3; do
     sleep 0.1
   done
   [ -n "$started" ] && break
-  stop "$server_pid"
+  stop_pid "$server_pid"
   server_pid=""
 done
 [ -n "$started" ] || fatal "vouch-mcp did not come up (see .interop/clients/server.log)" "$WORK/server.log"
