@@ -247,13 +247,10 @@ impl Line {
         };
         let mut buf = StackText::default();
         for (i, octet) in v4.octets().into_iter().enumerate() {
-            if i > 0 {
-                buf.push(b'.');
-            }
             let mut digits = [0u8; 20];
-            for b in decimal(u64::from(octet), &mut digits).bytes() {
-                buf.push(b);
-            }
+            let sep = if i > 0 { "." } else { "" };
+            let _ = fmt::Write::write_str(&mut buf, sep);
+            let _ = fmt::Write::write_str(&mut buf, decimal(u64::from(octet), &mut digits));
         }
         self.field(key, buf.as_str())
     }
@@ -298,15 +295,6 @@ impl Default for StackText {
 }
 
 impl StackText {
-    /// Appends an ASCII byte (dropped when full).
-    fn push(&mut self, b: u8) {
-        debug_assert!(b.is_ascii());
-        if self.len < self.buf.len() {
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
-    }
-
     fn as_str(&self) -> &str {
         // Only whole `str`s (or their char-boundary prefixes) are ever copied in.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
