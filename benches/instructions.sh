@@ -16,7 +16,8 @@
 # `--also NAME=PATH` is another vouch-mcp binary (e.g. an older build) measured the same way.
 # vouch-mcp re-executes itself with its glibc tunables unless GLIBC_TUNABLES is set; the script
 # sets it to the binary's own default (src/bin/vouch-mcp/allocator.rs), so every target runs
-# with the same allocator settings under valgrind. Environment: N=2000, LOADS="modern session".
+# with the same allocator settings under valgrind. Environment: N=2000, LOADS="modern session",
+# KEEP=DIR (keep each run's callgrind files there, for callgrind_annotate on a build with debug info).
 # Installs valgrind with apt-get when missing. Every process it starts is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,6 +127,7 @@ measure() {
   wait "$lp" || die "$name: the load failed"
   callgrind_control -d "$vp" >/dev/null 2>&1
   kill "$vp"; wait "$vp" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out".* "$KEEP"/; fi
   python3 - "$out" "$N" <<'PY'
 import glob, sys
 total = 0

@@ -205,17 +205,17 @@ impl Key for Probe<'_> {
     }
 }
 
-/// A map entry's own copy of the identity (made only when the principal had no entry).
+/// A map entry's key: the first in-flight principal of its identity, shared rather than copied
+/// (an entry lives only while that identity holds a slot, and every slot holds a principal).
 #[derive(Debug)]
 struct Held {
-    issuer: Box<str>,
-    subject: Box<str>,
+    principal: Arc<Principal>,
     digest: u64,
 }
 
 impl Key for Held {
     fn parts(&self) -> (&str, &str) {
-        (&self.issuer, &self.subject)
+        parts(&self.principal)
     }
     fn digest(&self) -> u64 {
         self.digest
@@ -385,8 +385,7 @@ impl PrincipalLimits {
                 let mut c = Counts::default();
                 *c.slot(kind) = 1;
                 let held = Held {
-                    issuer: issuer.into(),
-                    subject: subject.into(),
+                    principal: principal.clone(),
                     digest: key.digest,
                 };
                 map.insert(held, c);
