@@ -12,7 +12,9 @@
 #   modern   whoami tools/call at 2026-07-28 (_meta, Mcp-Method/Mcp-Name), token-cache hit
 #   session  whoami tools/call in a 2025-11-25 session (Mcp-Session-Id), token-cache hit
 #
-# The ceiling gets the modern request (it answers every POST with the same 250 bytes). Each
+# The ceiling gets the modern request (it answers every POST with the same 250 bytes), and so
+# does the JSON floor (the ceiling with CEILING_JSON=1: it parses the body into a serde_json
+# Value and serializes a whoami-shaped Value result; the least a Value-based server does). Each
 # `--also NAME=PATH` is another vouch-mcp binary (e.g. an older build) measured the same way.
 # vouch-mcp re-executes itself with its glibc tunables unless GLIBC_TUNABLES is set; the script
 # sets it to the binary's own default (src/bin/vouch-mcp/allocator.rs), so every target runs
@@ -100,8 +102,8 @@ measure() {
   local name=$1 bin=$2 load=$3 port out token vp lp
   port=$(free_port)
   out="$WORK/cg.$name.$load"
-  if [ "$name" = ceiling ]; then
-    GLIBC_TUNABLES=$TUNABLES valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$port" \
+  if [ "$name" = ceiling ] || [ "$name" = json-floor ]; then
+    CEILING_JSON=$([ "$name" = json-floor ] && echo 1 || echo 0) GLIBC_TUNABLES=$TUNABLES valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$port" \
       >"$out.stdout" 2>"$out.stderr" &
   else
     GLIBC_TUNABLES=$TUNABLES PORT=$port valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --dev \
@@ -114,7 +116,7 @@ measure() {
     sleep 0.1
   done
   token=-
-  if [ "$name" != ceiling ]; then
+  if [ "$name" != ceiling ] && [ "$name" != json-floor ]; then
     token=$(curl -sf -X POST "http://127.0.0.1:$port/dev/token" -H 'Content-Type: application/json' \
       -d '{"sub":"bench","email":"bench@example.com","hardware_verified":true,"ttl_secs":3600}' |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') || die "$name: no dev token"
@@ -144,6 +146,8 @@ PY
 printf '| target | load | instructions per request | x ceiling |\n|---|---|---:|---:|\n'
 ceil=$(measure ceiling target/release/examples/ceiling modern)
 printf '| ceiling | modern | %s | 1.00 |\n' "$ceil"
+floor=$(measure json-floor target/release/examples/ceiling modern)
+printf '| json-floor | modern | %s | %s |\n' "$floor" "$(python3 -c "print(f'{$floor/$ceil:.2f}')")"
 for load in $LOADS; do
   for name in "${NAMES[@]}"; do
     n=$(measure "$name" "${BIN[$name]}" "$load")

@@ -23,6 +23,10 @@
 # The script depends only on the binary's HTTP behaviour under --dev: tokens are minted with
 # `POST http://127.0.0.1:PORT/dev/token`; the banner is not read.
 #
+# FLOOR=1 adds a third kind of target, `json-floor`: the ceiling with CEILING_JSON=1, which also
+# parses each body into a serde_json Value and serializes a whoami-shaped Value result (the least
+# a server whose requests and results are Values does), on the whoami loads.
+#
 # Environment: DURATION=5s per run, WARMUP=1s per target and load (not recorded), ROUNDS=3,
 # THREADS=2, LOADS="modern8 modern64 session8 session64 unauth64" (a subset for quick tries),
 # VOUCH_MCP_LOG (passed through; unset = the binary's default, one line per request),
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
   esac
   name=${spec%%=*}; path=${spec#*=}
   [[ "$spec" == *=* && "$name" =~ ^[A-Za-z0-9_-]+$ ]] || die "--also wants NAME=PATH, got $spec"
-  [ "$name" != ceiling ] && [ -z "${BIN[$name]:-}" ] || die "name $name is taken"
+  [ "$name" != ceiling ] && [ "$name" != json-floor ] && [ -z "${BIN[$name]:-}" ] || die "name $name is taken"
   [ -x "$path" ] || die "$path is not an executable file"
   NAMES+=("$name"); BIN[$name]=$path
 done
@@ -121,20 +125,30 @@ start_server() {
   die "$name (${BIN[$name]}) never became ready"
 }
 
+# start_ceiling NAME JSON: the ceiling binary as target NAME, with CEILING_JSON=JSON.
 start_ceiling() {
-  "$CEILING_BIN" 0 >"$WORK/ceiling.stdout" 2>"$WORK/ceiling.stderr" &
-  PID[ceiling]=$!
+  local name=$1
+  CEILING_JSON=$2 "$CEILING_BIN" 0 >"$WORK/$name.stdout" 2>"$WORK/$name.stderr" &
+  PID[$name]=$!
   for _ in $(seq 1 100); do
-    if grep -q '^listening on ' "$WORK/ceiling.stdout" 2>/dev/null; then
-      PORT[ceiling]=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$WORK/ceiling.stdout")
+    if grep -q '^listening on ' "$WORK/$name.stdout" 2>/dev/null; then
+      PORT[$name]=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$WORK/$name.stdout")
       return 0
     fi
-    kill -0 "${PID[ceiling]}" 2>/dev/null || break
+    kill -0 "${PID[$name]}" 2>/dev/null || break
     sleep 0.1
   done
-  cat "$WORK/ceiling.stderr" >&2
-  die "the ceiling never printed its address"
+  cat "$WORK/$name.stderr" >&2
+  die "$name never printed its address"
 }
+# targets LOAD: the targets of LOAD in the order they run (the floor only answers whoami loads).
+targets() {
+  echo ceiling
+  [ "${FLOOR:-0}" = 1 ] && [[ "$1" != unauth* ]] && echo json-floor
+  echo "${NAMES[@]}"
+}
+# who_for TARGET: whose token and session the request sent to TARGET carries.
+who_for() { case "$1" in ceiling|json-floor) echo "${NAMES[0]}" ;; *) echo "$1" ;; esac; }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # utime + stime of the whole process (all threads), in clock ticks. The command name sits in
@@ -257,7 +271,7 @@ TSV_HEADER="load	connections	round	target	requests	duration_us	rps	p50_us	p99_us
 # run LOAD ROUND TARGET: one recorded wrk run; appends a row to the TSV.
 run() {
   local load=$1 round=$2 target=$3 who c t0 t1 w0 w1 m0 m1 ns0 ns1 lines=-
-  who=$target; [ "$target" = ceiling ] && who=${NAMES[0]}
+  who=$(who_for "$target")
   c=$(conns_of "$load")
   check "$load" "$target" "$who"
   lua "$load" "$who" "$WORK/$load.$target.lua"
@@ -301,7 +315,9 @@ TSV=$OUT_DIR/request_path.tsv
 MD=$OUT_DIR/request_path.md
 echo "$TSV_HEADER" >"$TSV"
 
-start_ceiling
+start_ceiling ceiling 0
+CEILINGS=(ceiling)
+if [ "${FLOOR:-0}" = 1 ]; then start_ceiling json-floor 1; CEILINGS+=(json-floor); fi
 declare -A IDLE_RSS SIZE
 for name in "${NAMES[@]}"; do
   start_server "$name"
@@ -313,7 +329,7 @@ for name in "${NAMES[@]}"; do
     SIZE[$name]="$(stat -c %s "${BIN[$name]}") (as built: strip unavailable or failed)"
   fi
 done
-IDLE_RSS[ceiling]=$(rss_kib "${PID[ceiling]}")
+for name in "${CEILINGS[@]}"; do IDLE_RSS[$name]=$(rss_kib "${PID[$name]}"); done
 
 START=$(date +%s)
 echo "request_path: loads [$LOADS], $ROUNDS rounds of $DURATION, wrk -t$THREADS; targets: ceiling ${NAMES[*]}" >&2
@@ -322,26 +338,28 @@ for load in $LOADS; do
     for name in "${NAMES[@]}"; do [ -n "${SESSION[$name]:-}" ] || open_session "$name"; done
   fi
   echo "== $load (warm-up $WARMUP each)" >&2
-  for target in ceiling "${NAMES[@]}"; do
-    who=$target; [ "$target" = ceiling ] && who=${NAMES[0]}
+  for target in $(targets "$load"); do
+    who=$(who_for "$target")
     check "$load" "$target" "$who"
     lua "$load" "$who" "$WORK/warm.lua"
     wrk -t"$THREADS" -c"$(conns_of "$load")" -d"$WARMUP" -s "$WORK/warm.lua" \
       "http://127.0.0.1:${PORT[$target]}/mcp" >/dev/null
   done
   for round in $(seq 1 "$ROUNDS"); do
-    for target in ceiling "${NAMES[@]}"; do run "$load" "$round" "$target"; done
+    for target in $(targets "$load"); do run "$load" "$round" "$target"; done
   done
 done
 ELAPSED=$(($(date +%s) - START))
 
 declare -A LOADED_RSS
-for name in ceiling "${NAMES[@]}"; do LOADED_RSS[$name]=$(rss_kib "${PID[$name]}"); done
+for name in "${CEILINGS[@]}" "${NAMES[@]}"; do LOADED_RSS[$name]=$(rss_kib "${PID[$name]}"); done
 FACTS=$WORK/facts.tsv
 {
-  for name in ceiling "${NAMES[@]}"; do
+  for name in "${CEILINGS[@]}" "${NAMES[@]}"; do
+    path=${BIN[$name]:-$CEILING_BIN}
+    [ "$name" = json-floor ] && path="CEILING_JSON=1 $CEILING_BIN"
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "${IDLE_RSS[$name]}" "${LOADED_RSS[$name]}" \
-      "${SIZE[$name]:--}" "$([ "$name" = ceiling ] && echo "$CEILING_BIN" || echo "${BIN[$name]}")"
+      "${SIZE[$name]:--}" "$path"
   done
 } >"$FACTS"
 
@@ -396,6 +414,8 @@ for load in loads:
     ceil = {r["round"]: r for r in runs(load, "ceiling")}
     for t in servers:
         per = [(r, ceil[r["round"]]) for r in runs(load, t) if r["round"] in ceil]
+        if not per:
+            continue
         fmt = lambda k: ", ".join(f"{float(s[k]) / float(b[k]):.2f}" for s, b in per)
         others = max(float(r["others_cores"]) for r in runs(load, t) + runs(load, "ceiling"))
         w(f"| {label[kind]} | {load[len(kind):]} | {t} | {fmt('cpu_us_per_req')} | {fmt('rps')} | {fmt('p99_us')} | {others:.2f} |")

@@ -10,6 +10,13 @@
 //! ```sh
 //! cargo run --release --example ceiling -- 0     # or CEILING_PORT=0; prints `listening on ADDR`
 //! ```
+//!
+//! With `CEILING_JSON=1` it is the *JSON floor* instead: it also parses each body into a
+//! `serde_json::Value`, builds a whoami-shaped result as a `Value` (the text block is the
+//! structured content pretty-printed, as vouch-mcp's whoami does) and serializes it. That is
+//! the least any server does whose requests and results are `serde_json::Value`s, so
+//! `benches/instructions.sh` reports how much of vouch-mcp's cost above the ceiling that alone
+//! takes.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -24,6 +31,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 /// A whoami-like `tools/call` result, padded to exactly 250 bytes.
@@ -45,13 +53,43 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     }
     // Read the request to the end, as a real handler must before it can answer.
     let limited = http_body_util::Limited::new(req.into_body(), BODY_CAP);
-    if limited.collect().await.is_err() {
+    let Ok(body) = limited.collect().await else {
         return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
-    }
-    let mut resp = Response::new(Full::new(Bytes::from_static(BODY.as_bytes())));
+    };
+    let answer = if json_floor() {
+        match json_answer(&body.to_bytes()) {
+            Some(bytes) => Bytes::from(bytes),
+            None => return Ok(status(StatusCode::BAD_REQUEST)),
+        }
+    } else {
+        Bytes::from_static(BODY.as_bytes())
+    };
+    let mut resp = Response::new(Full::new(answer));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+/// `CEILING_JSON=1`: read once, at the first request.
+fn json_floor() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CEILING_JSON").is_ok_and(|v| v == "1"))
+}
+
+/// The JSON floor's answer: the request parsed into a `Value`, a whoami-shaped result built
+/// and serialized; `None` when the body is not a JSON object.
+fn json_answer(body: &[u8]) -> Option<Vec<u8>> {
+    let request: Value = serde_json::from_slice(body).ok()?;
+    let id = request.get("id")?.clone();
+    let structured =
+        json!({"email": "bench@example.com", "sub": "bench", "hardware_verified": true});
+    let text = serde_json::to_string_pretty(&structured).ok()?;
+    let reply = json!({"jsonrpc": "2.0", "id": id, "result": {
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": structured,
+        "isError": false,
+    }});
+    serde_json::to_vec(&reply).ok()
 }
 
 fn status(code: StatusCode) -> Response<Full<Bytes>> {
