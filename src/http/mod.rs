@@ -848,7 +848,7 @@ impl Shared {
         let catalog = self.core.catalog();
         let (tool, arguments) = match run.target {
             Target::Tool(i) => (
-                Some((i, catalog.tool_name(i).to_owned())),
+                Some((i, catalog.tool_name(i))),
                 catalog.tool(i).audit_arguments.then(|| run.arguments()),
             ),
             _ => (None, None),

@@ -233,7 +233,10 @@ pub(crate) struct OpRecord {
     ident: Ident,
     principal: Arc<Principal>,
     method: &'static str,
-    tool: Option<(usize, String)>,
+    /// The tool's index in the catalog (its metrics label).
+    tool: Option<usize>,
+    /// The tool's name, copied only when the audit log will write it.
+    tool_name: Option<Box<str>>,
     arguments: Option<String>,
     start: Now,
     done: bool,
@@ -257,7 +260,7 @@ impl OpRecord {
         ident: Ident,
         principal: Arc<Principal>,
         method: &'static str,
-        tool: Option<(usize, String)>,
+        tool: Option<(usize, &str)>,
         arguments: Option<&serde_json::Value>,
         start: Now,
     ) -> Self {
@@ -268,13 +271,18 @@ impl OpRecord {
             (Some(_), Some(v)) => serde_json::to_string(v).ok(),
             _ => None,
         };
+        let tool_name = match (&ops.audit, tool) {
+            (Some(_), Some((_, name))) => Some(name.into()),
+            _ => None,
+        };
         Self {
             ops,
             clock,
             ident,
             principal,
             method,
-            tool,
+            tool: tool.map(|t| t.0),
+            tool_name,
             arguments,
             start,
             done: false,
@@ -294,19 +302,14 @@ impl OpRecord {
         let micros = self.start.micros_until(end);
         if let Some(m) = &self.ops.metrics {
             m.in_flight(-1);
-            m.operation(
-                self.method,
-                self.tool.as_ref().map(|t| t.0),
-                verdict.error_type(),
-                micros,
-            );
+            m.operation(self.method, self.tool, verdict.error_type(), micros);
         }
         if self.method == "tools/call" {
             if let Some(a) = &self.ops.audit {
                 a.write(tool_call_line(
                     &self.ident,
                     Some(&self.principal),
-                    self.tool.as_ref().map(|t| t.1.as_str()),
+                    self.tool_name.as_deref(),
                     verdict,
                     end,
                     micros,
