@@ -15,8 +15,8 @@
 //! `serde_json::Value`, builds a whoami-shaped result as a `Value` (the text block is the
 //! structured content pretty-printed, as vouch-mcp's whoami does) and serializes it. That is
 //! the least any server does whose requests and results are `serde_json::Value`s, so
-//! `benches/instructions.sh` reports how much of vouch-mcp's cost above the ceiling that alone
-//! takes.
+//! `benches/instructions.sh` (always) and `benches/request_path.sh` (with `FLOOR=1`) report how
+//! much of vouch-mcp's cost above the ceiling that alone takes.
 
 use std::convert::Infallible;
 use std::io::Write as _;
