@@ -37,8 +37,9 @@ pub(crate) trait Peers: Send + Sync + fmt::Debug + 'static {
     fn replica(&self) -> &str;
     /// Sends to every other replica, or only to `to` when given.
     fn send(&self, to: Option<&str>, message: PeerMessage);
-    /// Sends to every other replica and completes once the message is handed to them (so a
-    /// response sent after it cannot overtake it), or once that failed.
+    /// Sends to every other replica and completes once each one that received it has acted
+    /// on it (so a response sent after it cannot overtake it: after a DELETE's answer no replica
+    /// serves the session), or once that failed or took too long.
     fn announce(&self, message: PeerMessage) -> crate::runtime::session::BoxFut<'_, ()>;
 }
 

@@ -330,10 +330,14 @@ impl Runtime {
             Ok(ids) => {
                 for id in &ids {
                     self.end_session_here(id).await;
-                    self.announce(PeerMessage::Ended {
-                        session: id.to_string(),
-                    })
-                    .await;
+                    // Nobody waits on an expiry: told, not confirmed (a sweep of many sessions
+                    // must not wait on each one's confirmations).
+                    self.tell_peers(
+                        None,
+                        PeerMessage::Ended {
+                            session: id.to_string(),
+                        },
+                    );
                 }
                 ids.len()
             }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, PushKind, Value as RedisValue};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::bus::{Bus, MemoryBus, PeerMessage, Peers};
 use super::events::{EventStore, LiveStreams};
@@ -54,6 +54,10 @@ const FORGET_MS: u64 = 60_000;
 const FAIL_FAST: Duration = Duration::from_millis(250);
 /// Messages to other replicas waiting to be published; beyond it they are dropped and logged.
 const OUTBOX: usize = 4096;
+/// How long an announcement waits for every replica that received it to say it acted on it.
+/// Shorter than [`sessions::CACHE_MS`]: a replica that never answers (stalled, or an older
+/// version) stops holding a stale copy by then anyway.
+const ANNOUNCE_WAIT: Duration = Duration::from_millis(250);
 
 /// Where the shared backend is and how its keys are named.
 #[derive(Clone)]
@@ -266,6 +270,8 @@ impl RedisBackend {
             alive_read_ms: AtomicU64::new(0),
             last_complaint_ms: AtomicU64::new(0),
             down_until_ms: AtomicU64::new(0),
+            next_announcement: AtomicU64::new(0),
+            confirmations: Mutex::new(HashMap::new()),
         });
         tokio::spawn(publish_loop(Arc::downgrade(&hub), outbox_rx));
         tokio::spawn(receive_loop(Arc::downgrade(&hub), push_rx));
@@ -336,6 +342,12 @@ pub(crate) struct Hub {
     last_complaint_ms: AtomicU64,
     /// Until then (ms since the epoch), commands fail without trying: Redis just failed.
     down_until_ms: AtomicU64,
+    /// The number of this replica's next announcement.
+    next_announcement: AtomicU64,
+    /// Announcements waiting for the replicas' confirmations, by number: how many arrived.
+    /// Locked once per confirmation and twice per announcement (deletes and session changes),
+    /// never on a request that does not announce.
+    confirmations: Mutex<HashMap<u64, watch::Sender<usize>>>,
 }
 
 impl fmt::Debug for Hub {
@@ -480,6 +492,18 @@ impl Hub {
         }
     }
 
+    /// Counts one confirmation of announcement `number` (ignored once nobody waits for it).
+    fn confirmed(&self, number: u64) {
+        if let Some(tx) = self
+            .confirmations
+            .lock()
+            .expect("confirmations poisoned")
+            .get(&number)
+        {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
     fn runtime(&self) -> Option<Arc<Runtime>> {
         self.runtime.get().and_then(Weak::upgrade)
     }
@@ -488,6 +512,32 @@ impl Hub {
     fn receive(&self, channel: &str, payload: &str) {
         let (kind, rest) = payload.split_once(' ').unwrap_or((payload, ""));
         match kind {
+            // `sync ORIGIN NUMBER MESSAGE`: an announcement; act on it, then confirm.
+            "sync" => {
+                let mut it = rest.splitn(3, ' ');
+                let (Some(origin), Some(Ok(number)), Some(message)) =
+                    (it.next(), it.next().map(str::parse::<u64>), it.next())
+                else {
+                    return;
+                };
+                if message.starts_with("sync ") {
+                    return;
+                }
+                self.receive(channel, message);
+                if origin == &*self.replica {
+                    self.confirmed(number);
+                } else {
+                    self.publish(
+                        format!("{}r:{origin}", self.prefix),
+                        format!("seen {number}"),
+                    );
+                }
+            }
+            "seen" => {
+                if let Ok(number) = rest.parse() {
+                    self.confirmed(number);
+                }
+            }
             "ev" => {
                 let mut it = rest.splitn(4, ' ');
                 let (Some(session), Some(stream), Some(seq), Some(json)) =
@@ -578,14 +628,56 @@ impl Peers for Hub {
         self.publish(channel, encode_peer(&message));
     }
 
+    /// Publishes `message` to every replica (this one included) and waits, up to
+    /// [`ANNOUNCE_WAIT`], until each replica Redis handed it to has acted on it and said so:
+    /// once a DELETE is answered, no replica still serves the session from its cache. (A client
+    /// other than a replica subscribed to the channel, `redis-cli` say, never confirms: with one,
+    /// each announcement takes the whole wait.)
     fn announce(&self, message: PeerMessage) -> crate::runtime::session::BoxFut<'_, ()> {
         Box::pin(async move {
+            let number = self.next_announcement.fetch_add(1, Ordering::Relaxed);
+            let (tx, mut seen) = watch::channel(0usize);
+            let waiting = Waiting { hub: self, number };
+            waiting
+                .hub
+                .confirmations
+                .lock()
+                .expect("confirmations poisoned")
+                .insert(number, tx);
+            let payload = format!("sync {} {number} {}", self.replica, encode_peer(&message));
             let cmd = redis::cmd("PUBLISH")
                 .arg(format!("{}all", self.prefix))
-                .arg(encode_peer(&message))
+                .arg(payload)
                 .to_owned();
-            let _: Result<i64, _> = self.query("publish", &cmd).await;
+            // Confirmations may arrive before PUBLISH's own answer: they are counted meanwhile.
+            if let Ok(receivers) = self.query::<i64>("publish", &cmd).await {
+                let want = usize::try_from(receivers).unwrap_or(0);
+                let all_seen = seen.wait_for(|n| *n >= want);
+                if tokio::time::timeout(ANNOUNCE_WAIT, all_seen).await.is_err() {
+                    let got = *seen.borrow();
+                    log::debug(format_args!(
+                        "announcement {number}: {got} of {want} replicas confirmed within {} ms",
+                        ANNOUNCE_WAIT.as_millis()
+                    ));
+                }
+            }
+            drop(waiting);
         })
+    }
+}
+
+/// An announcement's entry in [`Hub::confirmations`], removed however the wait ends (the
+/// request that announced may be dropped while it waits).
+struct Waiting<'a> {
+    hub: &'a Hub,
+    number: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.hub.confirmations.lock() {
+            m.remove(&self.number);
+        }
     }
 }
 
