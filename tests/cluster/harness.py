@@ -621,6 +621,38 @@ def delete_everywhere(c):
     return not bad, f"{10 - len(bad)} of 10 rounds right" + (f"; first wrong: {bad[0]}" if bad else f"; last: {rounds[-1][1]}")
 
 
+@check("cluster: a DELETE is answered once the other replicas confirm they dropped the session: with one replica paused, after the 250 ms wait")
+def delete_waits_for_confirmations(c):
+    def timed_delete(cl):
+        # Straight to replica 0, so the paused one is never asked to answer.
+        conn = http.client.HTTPConnection("127.0.0.1", c.ports[0], timeout=10)
+        t0 = time.monotonic()
+        conn.request("DELETE", "/mcp", headers=cl.headers())
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, (time.monotonic() - t0) * 1000
+
+    def session():
+        cl = Client(c)
+        cl.initialize()
+        for _ in range(3):  # every replica caches the session first
+            _, r = cl.request("ping")
+            r.body()
+        return cl
+
+    running = timed_delete(session())
+    cl = session()
+    paused = c.procs["replica2"]
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        stalled = timed_delete(cl)
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    ok = running[0] in (200, 204) and running[1] < 150 and stalled[0] in (200, 204) and 200 <= stalled[1] <= 1000
+    return ok, (f"all running: {running[0]} in {running[1]:.0f} ms; "
+                f"replica 2 paused: {stalled[0]} in {stalled[1]:.0f} ms")
+
+
 @check("cluster: event ids are unique across replicas and streams (no event read twice)")
 def unique_event_ids(_c):
     ids = [i for i in EVENT_IDS if i]
@@ -1022,7 +1054,7 @@ def main_check():
         print(f"cluster: 3 replicas of examples/conformance behind nginx at {ex.url}, Redis :{ex.redis_port}", flush=True)
         for chk in (session_everywhere, answer_elsewhere, cancel_elsewhere, notifications_elsewhere,
                     resume_elsewhere, reconnection_elsewhere, request_state_elsewhere, listen_elsewhere,
-                    delete_everywhere):
+                    delete_everywhere, delete_waits_for_confirmations):
             chk(ex)
         for chk in (task_modern_elsewhere, task_legacy_elsewhere, task_input_elsewhere,
                     task_cancel_elsewhere, task_unknown_everywhere):
