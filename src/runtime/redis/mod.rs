@@ -637,13 +637,11 @@ impl Peers for Hub {
         Box::pin(async move {
             let number = self.next_announcement.fetch_add(1, Ordering::Relaxed);
             let (tx, mut seen) = watch::channel(0usize);
-            let waiting = Waiting { hub: self, number };
-            waiting
-                .hub
-                .confirmations
+            self.confirmations
                 .lock()
                 .expect("confirmations poisoned")
                 .insert(number, tx);
+            let waiting = Waiting { hub: self, number };
             let payload = format!("sync {} {number} {}", self.replica, encode_peer(&message));
             let cmd = redis::cmd("PUBLISH")
                 .arg(format!("{}all", self.prefix))
