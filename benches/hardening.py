@@ -529,6 +529,44 @@ def check_big_bodies(cfg):
         srv.stop()
 
 
+def cpu_seconds(pid):
+    """utime + stime of process `pid` (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_member_flood(cfg):
+    """Bodies of about 1.2 MB made of 110,000 distinct member names, at the top level (where the
+    JSON-RPC members are picked out) and inside `params`: the duplicate-name check must cost
+    about what parsing costs. A top-level list searched per member once took 11 s of CPU for
+    the first of these."""
+    n = 110_000
+    names = ",".join(f'"a{i}":0' for i in range(n))
+    bodies = (
+        ("top-level members", '{"jsonrpc":"2.0","id":1,"method":"ping",' + names + "}"),
+        ("members of params", '{"jsonrpc":"2.0","id":1,"method":"ping","params":{' + names + "}}"),
+    )
+    srv = Server(cfg.bin, name="member-flood")
+    rows = []
+    try:
+        headers = {"Authorization": f"Bearer {srv.token}", "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream"}
+        for label, body in bodies:
+            cpu0, t0 = cpu_seconds(srv.pid), time.time()
+            st, _, _ = http(srv.port, "POST", "/mcp", headers, body.encode(), timeout=60)
+            wall, cpu = time.time() - t0, cpu_seconds(srv.pid) - cpu0
+            rows.append((
+                f"one {len(body) / 1e6:.1f} MB body of {n:,} distinct {label}",
+                f"answered {st} in {wall * 1000:.0f} ms; server CPU {cpu * 1000:.0f} ms",
+                "an answer (not 5xx) within 1 s of server CPU",
+                0 < st < 500 and cpu < 1.0,
+            ))
+        return rows
+    finally:
+        srv.stop()
+
+
 class WrkLua:
     """A small wrk script written to the temp directory."""
 
@@ -1027,6 +1065,7 @@ def check_soak(cfg):
 CHECKS = {
     "slow-body": check_slow_body,
     "big-bodies": check_big_bodies,
+    "member-flood": check_member_flood,
     "fairness": check_fairness,
     "fd-limit": check_fd_limit,
     "write-timeout": check_write_timeout,

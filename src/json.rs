@@ -15,6 +15,7 @@
 //! map only to be taken apart again; other members are checked the same way and dropped.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -328,8 +329,10 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
         let inner = StrictSeed { budget, top: false };
         let mut env = Envelope::default();
         let mut seen_version = false;
-        // Names of members that are not JSON-RPC's, kept only to refuse a repeated one.
-        let mut others: Vec<String> = Vec::new();
+        // Names of members that are not JSON-RPC's, kept only to refuse a repeated one. A set
+        // with `HashMap`'s keyed hash: a list searched per member made a 1.2 MB body of distinct
+        // names cost the server 11 s of CPU.
+        let mut others: HashSet<String> = HashSet::new();
         while let Some(member) = map.next_key_seed(MemberSeed)? {
             let name = member.name();
             budget.charge(NODE_BYTES + name.len())?;
@@ -348,11 +351,11 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
                 Member::Result => &mut env.result,
                 Member::Error => &mut env.error,
                 Member::Other(other) => {
-                    if others.iter().any(|o| o == other) {
+                    if others.contains(other) {
                         return Err(duplicate());
                     }
                     map.next_value_seed(inner)?;
-                    others.push(other.clone());
+                    others.insert(other.clone());
                     continue;
                 }
             };
