@@ -166,14 +166,16 @@ impl Compiled {
             )),
             _ => None,
         });
-        // A JSON map iterates in name order, so the list is sorted for `property`'s search.
-        let properties = schema
+        // Sorted for `property`'s search. A JSON map iterates in name order only while no crate
+        // in the embedder's build turns on serde_json's `preserve_order`, so it is sorted here.
+        let mut properties: Vec<(String, Compiled)> = schema
             .get("properties")
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
             .map(|(name, sub)| (name.clone(), Self::new(sub)))
             .collect();
+        properties.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let additional = match schema.get("additionalProperties") {
             Some(Value::Bool(false)) => Additional::Refused,
             Some(sub @ Value::Object(_)) => Additional::Schema(Box::new(Self::new(sub))),
@@ -481,6 +483,22 @@ mod tests {
             &json!({"type": 7}),
             json!("a type keyword of another JSON type")
         ));
+    }
+
+    #[test]
+    fn properties_are_found_whatever_order_the_schema_map_keeps() {
+        // Under serde_json's `preserve_order` (which any crate in a build may turn on) this map
+        // keeps "z" before "a"; CI runs this test with that feature too.
+        let schema = json!({
+            "type":"object",
+            "properties":{"z":{"type":"string"},"m":{"type":"string"},"a":{"type":"integer"}},
+            "additionalProperties":false
+        });
+        assert!(ok(&schema, json!({"a":1,"m":"x","z":"y"})));
+        assert_eq!(
+            err(&schema, json!({"a":"1"})),
+            "arguments.a must be of type integer"
+        );
     }
 
     #[test]
