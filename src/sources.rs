@@ -5,8 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::rand::SecureRandom as _;
 
-/// Wall-clock time. The server reads it once per request and passes that reading to every
-/// decision (token expiry, sealed-state expiry, session idle time).
+/// Wall-clock time. The server reads it once when a request arrives and passes that reading to
+/// every decision (token expiry, sealed-state expiry, session idle time), and once more when the
+/// request is answered, for its latency in metrics, the audit log and the log line.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;

@@ -51,11 +51,18 @@ impl LogSink for Collect {
     }
 }
 
+/// The process-wide sink every test here installs: whichever test logs first would otherwise
+/// leave the default one in place for the rest.
+fn sink() -> Arc<Collect> {
+    static SINK: std::sync::OnceLock<Arc<Collect>> = std::sync::OnceLock::new();
+    SINK.get_or_init(Arc::default).clone()
+}
+
 #[tokio::test]
 async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
     let resource = "http://localhost:3000/mcp";
     let random = Arc::new(CountingRandom::default());
-    let sink = Arc::new(Collect::default());
+    let sink = sink();
     // Two hours from now: a token valid for one hour has expired by this clock.
     let later = SystemTime::now() + Duration::from_secs(7200);
     let (r2, s2) = (random.clone(), sink.clone());
@@ -111,8 +118,8 @@ async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
     // 24 bytes of 0xAB, base64url: the session id came from the embedder's source.
     assert_eq!(session, "q6urq6urq6urq6urq6urq6urq6urq6ur");
     assert_eq!(random.0.load(Ordering::Relaxed), 32 + 8 + 24);
-    // The sink is process-wide and the first one installed wins; this test binary installs
-    // no other, so every request line of this test is in it.
+    // The sink is process-wide and the first one installed wins; every test of this binary
+    // installs the same one, so every request line of this test is in it.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let lines = sink.0.lock().unwrap().clone();
     assert!(
@@ -127,4 +134,81 @@ async fn the_embedders_clock_random_source_and_log_sink_are_the_ones_used() {
             .any(|l| l.contains("rpc=initialize") && l.contains("sub=alice")),
         "{lines:#?}"
     );
+}
+
+/// The system clock, counting its readings.
+#[derive(Default)]
+struct CountingClock(AtomicU64);
+
+impl Clock for CountingClock {
+    fn now(&self) -> SystemTime {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        SystemTime::now()
+    }
+}
+
+#[test]
+fn a_tool_call_reads_the_clock_twice_at_its_start_and_at_its_end() {
+    let resource = "http://localhost:3000/mcp";
+    let clock = Arc::new(CountingClock::default());
+    let c2 = clock.clone();
+    let (server, issuer) = build(
+        Options {
+            // Metrics on: the run's end is recorded, and the log line shares that reading.
+            configure: Some(Box::new(move |b| b.clock(c2).metrics().log_sink(sink()))),
+            ..Options::default()
+        },
+        resource,
+    );
+    // Taken outside a runtime, the service starts no maintenance task (which reads the clock
+    // on its own schedule), so every reading counted here is a request's.
+    let svc = server.service();
+    let token = token(&issuer, resource);
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"whoami","arguments":{},"_meta":modern_meta()}})
+    .to_string();
+    let call = || {
+        let req = Request::post("/mcp")
+            .header("host", "localhost:3000")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "whoami")
+            .body(Full::new(Bytes::from(body.clone())))
+            .unwrap();
+        let svc = svc.clone();
+        async move {
+            let resp = svc.call(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert!(
+                std::str::from_utf8(&bytes)
+                    .unwrap()
+                    .contains(r#""sub":"alice""#),
+                "{bytes:?}"
+            );
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        call().await; // the token's first use fills the verification cache
+        let before = clock.0.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            call().await;
+        }
+        assert_eq!(
+            clock.0.load(Ordering::Relaxed) - before,
+            20,
+            "per call: one reading at the start, which every decision shares, and one at the end, \
+             which the run's record (metrics) and the log line share"
+        );
+    });
 }

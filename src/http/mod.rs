@@ -205,6 +205,8 @@ struct LogFields<'a> {
     denied: Option<(&'static str, String)>,
     /// The tool a `tools/call` named, once the core found it.
     op_tool: Option<usize>,
+    /// The clock reading a handler run's record took as its end, shared by the log line.
+    ended: Option<Now>,
 }
 
 /// The principal used when authorization is disabled.
@@ -254,6 +256,7 @@ impl Shared {
             ending: None,
             denied: None,
             op_tool: None,
+            ended: None,
         };
         let mut resp = self.route(req, now, &mut fields).await;
         resp.headers_mut()
@@ -263,7 +266,7 @@ impl Shared {
         if !log && !self.ops.records() {
             return resp;
         }
-        let end = Now::read(&*self.clock);
+        let end = fields.ended.unwrap_or_else(|| Now::read(&*self.clock));
         if let Some(m) = &self.ops.metrics {
             m.http(fields.route, &method, resp.status().as_u16());
         }
@@ -722,6 +725,13 @@ impl Shared {
                         }
                         respond::reply(r)
                     }
+                    Ok(Outcome::Finished(r, end)) => {
+                        if r.detail.is_some() {
+                            fields.detail.clone_from(&r.detail);
+                        }
+                        fields.ended = Some(end);
+                        respond::reply(r)
+                    }
                     Ok(Outcome::Stream(rx)) => self.sse(rx),
                     Err(limit) => {
                         fields.detail = Some(format!("limit reached: {}", limit.setting()));
@@ -821,7 +831,7 @@ impl Shared {
                     .task_request(task, call.principal.clone(), call.accepts_sse)
                     .await
                 {
-                    Outcome::Reply(r) => {
+                    Outcome::Reply(r) | Outcome::Finished(r, _) => {
                         note(fields, &r);
                         respond::reply(r)
                     }

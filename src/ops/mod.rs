@@ -289,16 +289,18 @@ impl OpRecord {
         }
     }
 
-    /// The run ended with this reply.
-    pub(crate) fn finish(mut self, ending: Ending) {
-        self.record(Verdict::from_ending(ending));
+    /// The run ended with this reply; returns the clock reading taken as its end, so the
+    /// request's log line can share it instead of reading the clock again.
+    pub(crate) fn finish(mut self, ending: Ending) -> Now {
+        let end = Now::read(&*self.clock);
+        self.record(Verdict::from_ending(ending), end);
+        end
     }
 
-    fn record(&mut self, verdict: Verdict<'_>) {
+    fn record(&mut self, verdict: Verdict<'_>, end: Now) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let end = Now::read(&*self.clock);
         let micros = self.start.micros_until(end);
         if let Some(m) = &self.ops.metrics {
             m.in_flight(-1);
@@ -322,7 +324,9 @@ impl OpRecord {
 
 impl Drop for OpRecord {
     fn drop(&mut self) {
-        self.record(Verdict::Cancelled);
+        if !self.done {
+            self.record(Verdict::Cancelled, Now::read(&*self.clock));
+        }
     }
 }
 

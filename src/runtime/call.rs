@@ -62,6 +62,8 @@ pub(crate) struct Call {
 pub(crate) enum Outcome {
     /// One JSON reply.
     Reply(Reply),
+    /// One JSON reply to a run whose end was recorded at this clock reading (for the log line).
+    Finished(Reply, Now),
     /// An SSE stream; the frames arrive on this channel.
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -170,15 +172,25 @@ impl Running {
     }
 
     fn reply(&mut self, output: HandlerOutput) -> Reply {
+        self.finish(output).0
+    }
+
+    /// The reply, and the end of the run when it was recorded.
+    fn finish(&mut self, output: HandlerOutput) -> (Reply, Option<Now>) {
         let facts = Facts {
             principal: &self.call.principal,
             now: self.call.now.unix_secs(),
         };
         let reply = self.rt.core.finish(&self.run, output, facts);
-        if let Some(r) = self.record.take() {
-            r.finish(reply.ending);
+        let end = self.record.take().map(|r| r.finish(reply.ending));
+        (reply, end)
+    }
+
+    fn outcome(&mut self, output: HandlerOutput) -> Outcome {
+        match self.finish(output) {
+            (reply, Some(end)) => Outcome::Finished(reply, end),
+            (reply, None) => Outcome::Reply(reply),
         }
-        reply
     }
 }
 
@@ -322,7 +334,7 @@ impl Runtime {
         if !streamable {
             let (mut running, _) = self.prepare(run, call, None, record)?;
             let out = running.join().await;
-            return Ok(Outcome::Reply(running.reply(out)));
+            return Ok(running.outcome(out));
         }
         Box::pin(self.call_streamable(run, call, record)).await
     }
@@ -365,12 +377,12 @@ impl Runtime {
                         finished = Some(out);
                         Some(m)
                     }
-                    Err(_) => return Ok(Outcome::Reply(running.reply(out))),
+                    Err(_) => return Ok(running.outcome(out)),
                 }
             }
             First::OutboxClosed => {
                 let out = running.join().await;
-                return Ok(Outcome::Reply(running.reply(out)));
+                return Ok(running.outcome(out));
             }
             First::Message(m) => Some(m),
             First::Close => None,
