@@ -718,26 +718,22 @@ impl Shared {
                 }
                 let (modern, id) = (run.version.is_modern(), run.id.clone());
                 let (call, record) = self.start_run(&run, call, fields);
-                match self.runtime.call(run, call, record).await {
-                    Ok(Outcome::Reply(r)) => {
-                        if r.detail.is_some() {
-                            fields.detail.clone_from(&r.detail);
-                        }
-                        respond::reply(r)
-                    }
-                    Ok(Outcome::Finished(r, end)) => {
-                        if r.detail.is_some() {
-                            fields.detail.clone_from(&r.detail);
-                        }
-                        fields.ended = Some(end);
-                        respond::reply(r)
-                    }
-                    Ok(Outcome::Stream(rx)) => self.sse(rx),
+                let (r, ended) = match self.runtime.call(run, call, record).await {
+                    Ok(Outcome::Reply(r)) => (r, None),
+                    Ok(Outcome::Finished(r, end)) => (r, Some(end)),
+                    Ok(Outcome::Stream(rx)) => return self.sse(rx),
                     Err(limit) => {
                         fields.detail = Some(format!("limit reached: {}", limit.setting()));
-                        respond::reply(ProtocolError::Limit(limit).reply(modern, Some(&id)))
+                        return respond::reply(
+                            ProtocolError::Limit(limit).reply(modern, Some(&id)),
+                        );
                     }
+                };
+                if r.detail.is_some() {
+                    fields.detail.clone_from(&r.detail);
                 }
+                fields.ended = ended;
+                respond::reply(r)
             }
             Decision::Initialize {
                 id,
